@@ -1,0 +1,45 @@
+//! Error types
+
+use std::fmt;
+
+/// A boxed error, as tower and hyper use.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A configuration or key-handling error: raised while building a layer,
+/// parsing keys or signing tokens, never while serving a request (those end
+/// in a [`Rejection`](crate::Rejection)).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A key could not be parsed or does not fit the algorithm asked for.
+    InvalidKey(String),
+    /// An HMAC secret shorter than 32 bytes (RFC 7518 §3.2 wants at least
+    /// the hash size; short secrets are brute-forceable offline).
+    WeakSecret {
+        /// Length of the secret that was given, in bytes.
+        len: usize,
+    },
+    /// A JWK or JWK set could not be used.
+    InvalidJwk(String),
+    /// The configuration is contradictory or incomplete.
+    Config(String),
+    /// Signing a token failed.
+    Signing(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidKey(msg) => write!(f, "invalid key: {msg}"),
+            Error::WeakSecret { len } => write!(
+                f,
+                "HMAC secret is {len} bytes; at least 32 random bytes are required"
+            ),
+            Error::InvalidJwk(msg) => write!(f, "invalid JWK: {msg}"),
+            Error::Config(msg) => write!(f, "invalid configuration: {msg}"),
+            Error::Signing(msg) => write!(f, "signing failed: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,178 @@
+//! Signing tokens and publishing public keys, for issuers such as the
+//! companion login service. Issuer and verifier share this crate's key
+//! handling, so what one signs the other accepts.
+//!
+//! # Example
+//!
+//! ```
+//! use tower_jwt_auth::issue::SigningKey;
+//! use tower_jwt_auth::{Algorithm, JwtAuthLayer};
+//!
+//! let secret = b"a-very-long-random-secret-of-32-bytes";
+//! let key = SigningKey::hmac(Algorithm::HS256, "k1", secret)?;
+//! let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 60;
+//! let token = key.sign(&serde_json::json!({ "sub": "42", "exp": exp }))?;
+//!
+//! let layer = JwtAuthLayer::<serde_json::Value>::builder().hs256(secret).build()?;
+//! assert_eq!(layer.verify(&token).unwrap()["sub"], "42");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, AlgorithmFamily, EncodingKey, Header};
+use serde::Serialize;
+
+use crate::crypto::ensure_default_installed;
+use crate::error::Error;
+use crate::keys::MIN_HMAC_SECRET_LEN;
+
+/// A private key (or HMAC secret) with its `kid`, pinned to one algorithm.
+pub struct SigningKey {
+    kid: String,
+    alg: Algorithm,
+    key: EncodingKey,
+    public_jwk: Option<serde_json::Value>,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+fn signing(err: jsonwebtoken::errors::Error) -> Error {
+    Error::Signing(err.to_string())
+}
+
+impl SigningKey {
+    /// An asymmetric private key in PKCS#8 DER: Ed25519 (EdDSA) or EC
+    /// P-256/P-384 (ES256/ES384).
+    ///
+    /// # Errors
+    /// When the key does not parse or does not fit `alg`.
+    pub fn from_pkcs8_der(
+        alg: Algorithm,
+        kid: impl Into<String>,
+        der: &[u8],
+    ) -> Result<Self, Error> {
+        let key = match alg.family() {
+            AlgorithmFamily::Ed => EncodingKey::from_ed_der(der),
+            AlgorithmFamily::Ec => EncodingKey::from_ec_der(der),
+            _ => {
+                return Err(Error::InvalidKey(format!(
+                    "{alg:?} keys are not PKCS#8 EC/Ed25519 keys"
+                )));
+            }
+        };
+        Self::asymmetric(alg, kid.into(), key)
+    }
+
+    /// A private key in PEM: PKCS#8 Ed25519 or EC, or PKCS#1/PKCS#8 RSA.
+    ///
+    /// # Errors
+    /// When the key does not parse or does not fit `alg`.
+    pub fn from_pem(alg: Algorithm, kid: impl Into<String>, pem: &[u8]) -> Result<Self, Error> {
+        let key = match alg.family() {
+            AlgorithmFamily::Ed => EncodingKey::from_ed_pem(pem),
+            AlgorithmFamily::Ec => EncodingKey::from_ec_pem(pem),
+            AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(pem),
+            AlgorithmFamily::Hmac => return Err(Error::InvalidKey("use SigningKey::hmac".into())),
+        }
+        .map_err(|e| Error::InvalidKey(e.to_string()))?;
+        Self::asymmetric(alg, kid.into(), key)
+    }
+
+    /// An HMAC secret (at least 32 bytes). Its JWK is never published.
+    ///
+    /// # Errors
+    /// Short secrets, or a non-HMAC `alg`.
+    pub fn hmac(alg: Algorithm, kid: impl Into<String>, secret: &[u8]) -> Result<Self, Error> {
+        if alg.family() != AlgorithmFamily::Hmac {
+            return Err(Error::InvalidKey(format!(
+                "{alg:?} is not an HMAC algorithm"
+            )));
+        }
+        if secret.len() < MIN_HMAC_SECRET_LEN {
+            return Err(Error::WeakSecret { len: secret.len() });
+        }
+        Ok(SigningKey {
+            kid: kid.into(),
+            alg,
+            key: EncodingKey::from_secret(secret),
+            public_jwk: None,
+        })
+    }
+
+    fn asymmetric(alg: Algorithm, kid: String, key: EncodingKey) -> Result<Self, Error> {
+        ensure_default_installed();
+        let mut jwk =
+            Jwk::from_encoding_key(&key, alg).map_err(|e| Error::InvalidKey(e.to_string()))?;
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        let public_jwk =
+            serde_json::to_value(&jwk).map_err(|e| Error::InvalidKey(e.to_string()))?;
+        let key = SigningKey {
+            kid,
+            alg,
+            key,
+            public_jwk: Some(public_jwk),
+        };
+        // A key that cannot sign should fail here, not on the first login.
+        key.sign(&serde_json::json!({}))?;
+        Ok(key)
+    }
+
+    /// The key id put in every token's header.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The public JWK (`kty`, curve or modulus, `kid`, `alg`, `use: sig`);
+    /// `None` for HMAC secrets.
+    pub fn public_jwk(&self) -> Option<&serde_json::Value> {
+        self.public_jwk.as_ref()
+    }
+
+    /// Signs `claims` with header `{alg, kid, typ: "JWT"}`.
+    ///
+    /// # Errors
+    /// When the claims do not serialize or the backend fails.
+    pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, Error> {
+        self.sign_with_typ(claims, "JWT")
+    }
+
+    /// Signs an RFC 9068 access token: header `typ: at+jwt`.
+    ///
+    /// # Errors
+    /// When the claims do not serialize or the backend fails.
+    pub fn sign_access_token<T: Serialize>(&self, claims: &T) -> Result<String, Error> {
+        self.sign_with_typ(claims, "at+jwt")
+    }
+
+    fn sign_with_typ<T: Serialize>(&self, claims: &T, typ: &str) -> Result<String, Error> {
+        ensure_default_installed();
+        let mut header = Header::new(self.alg);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some(typ.to_owned());
+        jsonwebtoken::encode(&header, claims, &self.key).map_err(signing)
+    }
+}
+
+/// A JWK set document (`{"keys": [...]}`) of the public keys among `keys`.
+pub fn jwk_set<'a>(keys: impl IntoIterator<Item = &'a SigningKey>) -> serde_json::Value {
+    let keys: Vec<_> = keys
+        .into_iter()
+        .filter_map(|k| k.public_jwk.clone())
+        .collect();
+    serde_json::json!({ "keys": keys })
+}

@@ -1,0 +1,332 @@
+//! Strict JWS compact serialization (RFC 7515 §7.1) and signature checking.
+//!
+//! A token is refused before any base64 or JSON work unless it is exactly
+//! three non-empty segments of the base64url alphabet. Segments must be
+//! canonical unpadded base64url (no `=`, zero trailing bits). The header is
+//! parsed once, by our own visitor: duplicate members, `crit`, nested tokens
+//! and wrongly typed members are refused, and `jwk`/`jku`/`x5u`/`x5c` are
+//! never looked at, so a token's content never chooses a key or causes I/O.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+use crate::json::{SeenKeys, Str};
+use crate::keys::KeySet;
+use crate::reject::Reason;
+
+/// Decoded headers larger than this are refused: real headers are a few
+/// dozen bytes, and the bound lets the header decode into a stack buffer.
+const MAX_HEADER_LEN: usize = 1024;
+
+/// The three segments of a compact JWS.
+pub(crate) struct Compact<'a> {
+    pub(crate) header: &'a [u8],
+    pub(crate) payload: &'a [u8],
+    pub(crate) signature: &'a [u8],
+    /// `header '.' payload`, what the signature covers.
+    pub(crate) signing_input: &'a [u8],
+}
+
+/// Splits a token after checking its alphabet and shape, in one pass.
+pub(crate) fn split(token: &[u8]) -> Result<Compact<'_>, Reason> {
+    let mut dots = [0usize; 2];
+    let mut count = 0;
+    for (i, &b) in token.iter().enumerate() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {}
+            b'.' if count < 2 => {
+                dots[count] = i;
+                count += 1;
+            }
+            _ => return Err(Reason::Malformed),
+        }
+    }
+    let [first, second] = dots;
+    if count != 2 || first == 0 || second == first + 1 || second + 1 == token.len() {
+        return Err(Reason::Malformed);
+    }
+    Ok(Compact {
+        header: &token[..first],
+        payload: &token[first + 1..second],
+        signature: &token[second + 1..],
+        signing_input: &token[..second],
+    })
+}
+
+/// Decodes canonical unpadded base64url into `out`, returning the length.
+fn decode_into(segment: &[u8], out: &mut [u8]) -> Result<usize, Reason> {
+    URL_SAFE_NO_PAD
+        .decode_slice(segment, out)
+        .map_err(|_| Reason::Malformed)
+}
+
+/// Decodes canonical unpadded base64url into a new vector.
+pub(crate) fn decode(segment: &[u8]) -> Result<Vec<u8>, Reason> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| Reason::Malformed)
+}
+
+/// The header members the verifier acts on.
+#[derive(Debug)]
+pub(crate) struct Header<'a> {
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: Option<Cow<'a, str>>,
+    pub(crate) typ: Option<Cow<'a, str>>,
+}
+
+/// Parses and vets a decoded header.
+pub(crate) fn parse_header(json: &[u8]) -> Result<Header<'_>, Reason> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let parsed = HeaderVisit::deserialize(&mut de).and_then(|h| de.end().map(|()| h));
+    match parsed {
+        Ok(HeaderVisit(Ok(header))) => Ok(header),
+        Ok(HeaderVisit(Err(reason))) => Err(reason),
+        Err(_) => Err(Reason::BadHeader),
+    }
+}
+
+/// Carries a precise reason out of serde, which only knows string errors.
+struct HeaderVisit<'a>(Result<Header<'a>, Reason>);
+
+impl<'de> Deserialize<'de> for HeaderVisit<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(HeaderVisitor)
+    }
+}
+
+struct HeaderVisitor;
+
+impl<'de> Visitor<'de> for HeaderVisitor {
+    type Value = HeaderVisit<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JOSE header object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen = SeenKeys::default();
+        let mut alg = None;
+        let mut kid = None;
+        let mut typ = None;
+        let mut verdict = Ok(());
+        while let Some(Str(key)) = map.next_key::<Str<'de>>()? {
+            if !seen.insert(key.clone()) {
+                verdict = verdict.and(Err(Reason::DuplicateMember));
+            }
+            match &*key {
+                "alg" => alg = Some(map.next_value::<Str<'de>>()?.0),
+                "kid" => kid = Some(map.next_value::<Str<'de>>()?.0),
+                "typ" => typ = Some(map.next_value::<Str<'de>>()?.0),
+                "cty" => {
+                    let cty = map.next_value::<Str<'de>>()?.0;
+                    if is_media_type(&cty, "jwt") {
+                        verdict = verdict.and(Err(Reason::Nested));
+                    }
+                }
+                // RFC 7515 §4.1.11: we implement no extension, so any `crit`
+                // (even an empty one, which is itself invalid) is refused.
+                "crit" => {
+                    map.next_value::<IgnoredAny>()?;
+                    verdict = verdict.and(Err(Reason::Critical));
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let header = verdict.and_then(|()| {
+            let alg = algorithm(alg.as_deref().ok_or(Reason::BadHeader)?)?;
+            Ok(Header { alg, kid, typ })
+        });
+        Ok(HeaderVisit(header))
+    }
+}
+
+/// Media types compare case-insensitively and may omit `application/`
+/// (RFC 7515 §4.1.9).
+pub(crate) fn is_media_type(value: &str, subtype: &str) -> bool {
+    let bare = match value.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &value[12..],
+        _ => value,
+    };
+    bare.eq_ignore_ascii_case(subtype)
+}
+
+/// Names are case-sensitive (RFC 7518 §3.1): `none`, `None`, `nOnE`,
+/// `hs256` are all unknown here.
+fn algorithm(name: &str) -> Result<Algorithm, Reason> {
+    Ok(match name {
+        "HS256" => Algorithm::HS256,
+        "HS384" => Algorithm::HS384,
+        "HS512" => Algorithm::HS512,
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        _ => return Err(Reason::Algorithm),
+    })
+}
+
+/// What verification yields to the claim checks.
+pub(crate) struct Verified<'a> {
+    pub(crate) compact: Compact<'a>,
+    /// Whether the header's `typ` is `at+jwt` (RFC 9068).
+    pub(crate) typ_at_jwt: bool,
+}
+
+/// Checks shape, header and signature against `keys`. Nothing about the
+/// claims is looked at before the signature holds.
+pub(crate) fn verify<'a>(token: &'a [u8], keys: &KeySet) -> Result<Verified<'a>, Reason> {
+    let compact = split(token)?;
+    let mut buf = [0u8; MAX_HEADER_LEN];
+    if compact.header.len() > MAX_HEADER_LEN / 3 * 4 {
+        return Err(Reason::BadHeader);
+    }
+    let len = decode_into(compact.header, &mut buf)?;
+    let header = parse_header(&buf[..len])?;
+    let signature = decode(compact.signature)?;
+    let mut candidates = keys.find(header.kid.as_deref(), header.alg).peekable();
+    if candidates.peek().is_none() {
+        // Distinguish for logs only: the client sees the same answer.
+        let alg_known = keys.keys().iter().any(|k| k.algorithm() == header.alg);
+        return Err(if alg_known {
+            Reason::UnknownKey
+        } else {
+            Reason::Algorithm
+        });
+    }
+    if !candidates.any(|key| key.verify(compact.signing_input, &signature)) {
+        return Err(Reason::Signature);
+    }
+    let typ_at_jwt = header
+        .typ
+        .as_deref()
+        .is_some_and(|typ| is_media_type(typ, "at+jwt"));
+    Ok(Verified {
+        compact,
+        typ_at_jwt,
+    })
+}
+
+impl KeySet {
+    /// Verifies a compact JWS against this set and returns its decoded
+    /// payload. Only the JOSE layer is checked: shape, header rules, key
+    /// selection by `kid` and pinned `alg`, and the signature; no claims.
+    ///
+    /// # Errors
+    /// The [`Reason`] the token was refused for.
+    pub fn verify_jws(&self, token: &str) -> Result<Vec<u8>, Reason> {
+        let verified = verify(token.as_bytes(), self)?;
+        decode(verified.compact.payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_is_checked_before_decoding() {
+        assert!(split(b"a.b.c").is_ok());
+        for bad in [
+            &b"a.b"[..],
+            b"a.b.c.d",
+            b"a.b.c.d.e",
+            b".b.c",
+            b"a..c",
+            b"a.b.",
+            b"a.b.c=",
+            b"a+b.c.d",
+            b"a/b.c.d",
+            b"a.b .c",
+            b"a.b.c\n",
+            b"",
+        ] {
+            assert_eq!(split(bad).err(), Some(Reason::Malformed), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn non_canonical_base64_is_refused() {
+        let mut out = [0u8; 8];
+        // "QQ" is canonical for "A"; "QR" has non-zero trailing bits.
+        assert_eq!(decode_into(b"QQ", &mut out), Ok(1));
+        assert_eq!(decode_into(b"QR", &mut out), Err(Reason::Malformed));
+        assert_eq!(decode_into(b"Q", &mut out), Err(Reason::Malformed));
+    }
+
+    #[test]
+    fn alg_none_in_any_case_is_refused() {
+        for alg in ["none", "None", "nOnE", "NONE", "hs256", ""] {
+            let json = format!(r#"{{"alg":"{alg}"}}"#);
+            assert_eq!(
+                parse_header(json.as_bytes()).err(),
+                Some(Reason::Algorithm),
+                "{alg}"
+            );
+        }
+    }
+
+    #[test]
+    fn header_rules() {
+        assert!(parse_header(br#"{"alg":"HS256","typ":"JWT"}"#).is_ok());
+        assert_eq!(
+            parse_header(br#"{"alg":"HS256","alg":"HS256"}"#).err(),
+            Some(Reason::DuplicateMember)
+        );
+        assert_eq!(
+            parse_header(br#"{"alg":"HS256","x":1,"x":2}"#).err(),
+            Some(Reason::DuplicateMember)
+        );
+        assert_eq!(
+            parse_header(br#"{"alg":"HS256","crit":["exp"],"exp":1}"#).err(),
+            Some(Reason::Critical)
+        );
+        assert_eq!(
+            parse_header(br#"{"alg":"HS256","crit":[]}"#).err(),
+            Some(Reason::Critical)
+        );
+        assert_eq!(
+            parse_header(br#"{"alg":"HS256","cty":"JWT"}"#).err(),
+            Some(Reason::Nested)
+        );
+        assert_eq!(
+            parse_header(br#"{"alg":"HS256","cty":"application/jwt"}"#).err(),
+            Some(Reason::Nested)
+        );
+        assert_eq!(
+            parse_header(br#"{"alg":"HS256","kid":7}"#).err(),
+            Some(Reason::BadHeader)
+        );
+        assert_eq!(
+            parse_header(br#"{"typ":"JWT"}"#).err(),
+            Some(Reason::BadHeader)
+        );
+        assert_eq!(parse_header(br#"["alg"]"#).err(), Some(Reason::BadHeader));
+        assert_eq!(
+            parse_header(br#"{"alg":"HS256"} x"#).err(),
+            Some(Reason::BadHeader)
+        );
+        let h = parse_header(br#"{"alg":"ES256","kid":"a\"b","jku":"http://evil"}"#).unwrap();
+        assert_eq!(h.kid.as_deref(), Some("a\"b"));
+    }
+
+    #[test]
+    fn media_types() {
+        assert!(is_media_type("at+jwt", "at+jwt"));
+        assert!(is_media_type("application/AT+JWT", "at+jwt"));
+        assert!(!is_media_type("jwt", "at+jwt"));
+        assert!(!is_media_type("application/", "at+jwt"));
+    }
+}

@@ -1,0 +1,286 @@
+//! JWK parsing with the checks jsonwebtoken's `DecodingKey::from_jwk` leaves
+//! out: a JWK's own `alg`, `use` and `key_ops` are enforced (RFC 7517 §4),
+//! base64url is strict, and key sizes are checked.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::{Map, Value};
+
+use super::{KeySet, MIN_HMAC_SECRET_LEN, VerifyingKey};
+use crate::error::Error;
+
+/// How JWKs without an `alg` member are pinned, and which key types a set
+/// may contribute.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct JwkPolicy {
+    /// Algorithm for RSA keys without `alg`. Default `Some(RS256)`, what
+    /// identity providers that omit `alg` sign with; `None` skips such keys.
+    pub rsa_default: Option<Algorithm>,
+    /// Algorithm for `oct` (HMAC) keys without `alg`. Default `Some(HS256)`.
+    pub oct_default: Option<Algorithm>,
+    /// Whether symmetric (`oct`) keys are accepted at all. Default `true`;
+    /// a set fetched from a public URL should never carry secrets, and
+    /// remote sources turn this off.
+    pub allow_symmetric: bool,
+    /// Smallest RSA modulus accepted, in bits. Default 2048 (RFC 7518 §3.3).
+    pub min_rsa_bits: usize,
+}
+
+impl Default for JwkPolicy {
+    fn default() -> Self {
+        JwkPolicy {
+            rsa_default: Some(Algorithm::RS256),
+            oct_default: Some(Algorithm::HS256),
+            allow_symmetric: true,
+            min_rsa_bits: 2048,
+        }
+    }
+}
+
+impl JwkPolicy {
+    /// Skips symmetric keys (for sets fetched over the network).
+    #[must_use]
+    pub fn without_symmetric_keys(mut self) -> Self {
+        self.allow_symmetric = false;
+        self
+    }
+}
+
+pub(super) fn parse_set(jwks: &Value, policy: &JwkPolicy) -> Result<KeySet, Error> {
+    let keys = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::InvalidJwk("a JWK set needs a \"keys\" array".into()))?;
+    let mut set = KeySet::default();
+    for jwk in keys {
+        match parse(jwk, policy) {
+            Ok(key) => set.push(key),
+            Err(err) => tracing::debug!(%err, "skipping JWK"),
+        }
+    }
+    Ok(set)
+}
+
+pub(super) fn parse(jwk: &Value, policy: &JwkPolicy) -> Result<VerifyingKey, Error> {
+    let jwk = jwk
+        .as_object()
+        .ok_or_else(|| bad("a JWK must be a JSON object"))?;
+    check_intended_for_verification(jwk)?;
+    let kty = str_member(jwk, "kty")?.ok_or_else(|| bad("missing \"kty\""))?;
+    let declared = str_member(jwk, "alg")?.map(parse_alg).transpose()?;
+    let (alg, key) = match kty {
+        "RSA" => rsa(jwk, declared.or(policy.rsa_default), policy)?,
+        "EC" => ec(jwk, declared)?,
+        "OKP" => okp(jwk, declared)?,
+        "oct" if policy.allow_symmetric => oct(jwk, declared.or(policy.oct_default))?,
+        "oct" => return Err(bad("symmetric keys are not accepted from this source")),
+        other => return Err(bad(format!("unsupported key type {other:?}"))),
+    };
+    let key = VerifyingKey::from_decoding_key(alg, key)?;
+    Ok(match str_member(jwk, "kid")? {
+        Some(kid) => key.with_kid(kid),
+        None => key,
+    })
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::InvalidJwk(msg.into())
+}
+
+fn str_member<'a>(jwk: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, Error> {
+    match jwk.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(bad(format!("\"{name}\" must be a string"))),
+    }
+}
+
+fn required_bytes(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, Error> {
+    let text = str_member(jwk, name)?.ok_or_else(|| bad(format!("missing \"{name}\"")))?;
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| bad(format!("\"{name}\" is not canonical unpadded base64url")))
+}
+
+/// `use` must be `sig` and `key_ops`, when present, must include `verify`
+/// (RFC 7517 §4.2, §4.3): an encryption key never verifies a signature.
+fn check_intended_for_verification(jwk: &Map<String, Value>) -> Result<(), Error> {
+    if let Some(usage) = str_member(jwk, "use")? {
+        if usage != "sig" {
+            return Err(bad(format!("key is for {usage:?}, not signatures")));
+        }
+    }
+    if let Some(ops) = jwk.get("key_ops") {
+        let ops = ops
+            .as_array()
+            .ok_or_else(|| bad("\"key_ops\" must be an array"))?;
+        let mut verify = false;
+        for (i, op) in ops.iter().enumerate() {
+            let op = op
+                .as_str()
+                .ok_or_else(|| bad("\"key_ops\" members must be strings"))?;
+            if ops[..i].iter().any(|earlier| earlier.as_str() == Some(op)) {
+                return Err(bad("duplicate \"key_ops\" member"));
+            }
+            verify |= op == "verify";
+        }
+        if !verify {
+            return Err(bad("\"key_ops\" does not allow \"verify\""));
+        }
+    }
+    Ok(())
+}
+
+fn parse_alg(name: &str) -> Result<Algorithm, Error> {
+    Ok(match name {
+        "HS256" => Algorithm::HS256,
+        "HS384" => Algorithm::HS384,
+        "HS512" => Algorithm::HS512,
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        other => return Err(bad(format!("unsupported \"alg\" {other:?}"))),
+    })
+}
+
+fn rsa(
+    jwk: &Map<String, Value>,
+    alg: Option<Algorithm>,
+    policy: &JwkPolicy,
+) -> Result<(Algorithm, DecodingKey), Error> {
+    let alg = alg.ok_or_else(|| bad("RSA key without \"alg\""))?;
+    let n = required_bytes(jwk, "n")?;
+    let e = required_bytes(jwk, "e")?;
+    let significant = n.iter().skip_while(|&&b| b == 0).count();
+    if significant * 8 < policy.min_rsa_bits {
+        return Err(bad(format!(
+            "RSA modulus under {} bits",
+            policy.min_rsa_bits
+        )));
+    }
+    if e.is_empty() || e.len() > 8 {
+        return Err(bad("RSA exponent out of range"));
+    }
+    Ok((alg, DecodingKey::from_rsa_raw_components(&n, &e)))
+}
+
+fn ec(
+    jwk: &Map<String, Value>,
+    declared: Option<Algorithm>,
+) -> Result<(Algorithm, DecodingKey), Error> {
+    let (alg, size) = match str_member(jwk, "crv")? {
+        Some("P-256") => (Algorithm::ES256, 32),
+        Some("P-384") => (Algorithm::ES384, 48),
+        Some(other) => return Err(bad(format!("unsupported curve {other:?}"))),
+        None => return Err(bad("missing \"crv\"")),
+    };
+    if declared.is_some_and(|declared| declared != alg) {
+        return Err(bad("\"alg\" does not match the curve"));
+    }
+    let x = required_bytes(jwk, "x")?;
+    let y = required_bytes(jwk, "y")?;
+    if x.len() != size || y.len() != size {
+        return Err(bad("EC coordinates have the wrong length"));
+    }
+    let mut point = Vec::with_capacity(1 + 2 * size);
+    point.push(0x04);
+    point.extend_from_slice(&x);
+    point.extend_from_slice(&y);
+    Ok((alg, DecodingKey::from_ec_der(&point)))
+}
+
+fn okp(
+    jwk: &Map<String, Value>,
+    declared: Option<Algorithm>,
+) -> Result<(Algorithm, DecodingKey), Error> {
+    match str_member(jwk, "crv")? {
+        Some("Ed25519") => {}
+        Some(other) => return Err(bad(format!("unsupported curve {other:?}"))),
+        None => return Err(bad("missing \"crv\"")),
+    }
+    if declared.is_some_and(|declared| declared != Algorithm::EdDSA) {
+        return Err(bad("\"alg\" does not match an Ed25519 key"));
+    }
+    let x = required_bytes(jwk, "x")?;
+    if x.len() != 32 {
+        return Err(bad("Ed25519 public key must be 32 bytes"));
+    }
+    Ok((Algorithm::EdDSA, DecodingKey::from_ed_der(&x)))
+}
+
+fn oct(
+    jwk: &Map<String, Value>,
+    alg: Option<Algorithm>,
+) -> Result<(Algorithm, DecodingKey), Error> {
+    let alg = alg.ok_or_else(|| bad("symmetric key without \"alg\""))?;
+    let k = required_bytes(jwk, "k")?;
+    if k.len() < MIN_HMAC_SECRET_LEN {
+        return Err(Error::WeakSecret { len: k.len() });
+    }
+    Ok((alg, DecodingKey::from_secret(&k)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const K: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+    fn key(v: Value) -> Result<VerifyingKey, Error> {
+        parse(&v, &JwkPolicy::default())
+    }
+
+    #[test]
+    fn use_and_key_ops_are_enforced() {
+        assert!(key(json!({"kty":"oct","k":K,"use":"sig"})).is_ok());
+        assert!(key(json!({"kty":"oct","k":K,"use":"enc"})).is_err());
+        assert!(key(json!({"kty":"oct","k":K,"key_ops":["verify","sign"]})).is_ok());
+        assert!(key(json!({"kty":"oct","k":K,"key_ops":["encrypt"]})).is_err());
+        assert!(key(json!({"kty":"oct","k":K,"key_ops":["verify","verify"]})).is_err());
+        assert!(key(json!({"kty":"oct","k":K,"key_ops":"verify"})).is_err());
+    }
+
+    #[test]
+    fn alg_must_fit_the_key() {
+        assert!(key(json!({"kty":"oct","k":K,"alg":"RS256"})).is_err());
+        assert!(key(json!({"kty":"oct","k":K,"alg":"none"})).is_err());
+        let k = key(json!({"kty":"oct","k":K,"alg":"HS512"})).unwrap();
+        assert_eq!(k.algorithm(), Algorithm::HS512);
+    }
+
+    #[test]
+    fn weak_or_non_canonical_material_is_refused() {
+        assert!(key(json!({"kty":"oct","k":"c2hvcnQ"})).is_err());
+        assert!(key(json!({"kty":"oct","k":format!("{K}=")})).is_err());
+        assert!(key(json!({"kty":"oct","k":K.replace('A', "+")})).is_err());
+        assert!(key(json!({"kty":"OKP","crv":"Ed25519","x":"AAAA"})).is_err());
+        assert!(key(json!({"kty":"EC","crv":"P-521","x":"AA","y":"AA"})).is_err());
+        assert!(key(json!({"kty":"RSA","n":"AQAB","e":"AQAB"})).is_err());
+    }
+
+    #[test]
+    fn sets_skip_unusable_keys_and_keep_kids() {
+        let set = parse_set(
+            &json!({"keys":[{"kty":"oct","k":K,"kid":"a"},{"kty":"oct","k":K,"use":"enc"},7]}),
+            &JwkPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.keys()[0].kid(), Some("a"));
+        let no_secrets = JwkPolicy::default().without_symmetric_keys();
+        assert!(
+            parse_set(&json!({"keys":[{"kty":"oct","k":K}]}), &no_secrets)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,404 @@
+//! Verification keys: single keys, key sets chosen by `kid`, and a store
+//! that can be swapped atomically while requests are being served.
+//!
+//! Every key is pinned to exactly one algorithm. A token whose header names
+//! another algorithm never reaches the signature check, which is what stops
+//! algorithm confusion (an HS256 token "signed" with an RSA public key).
+//!
+//! # Example
+//!
+//! ```
+//! use tower_jwt_auth::{Algorithm, KeySet, KeyStore, VerifyingKey};
+//!
+//! let jwks = r#"{"keys":[{"kty":"oct","kid":"k1","alg":"HS256",
+//!     "k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC1zZWNyZXQ"}]}"#;
+//! let set = KeySet::from_jwks_str(jwks)?;
+//! assert_eq!(set.len(), 1);
+//!
+//! let store = KeyStore::new(set);
+//! // Later, after a rotation, every clone of the store sees the new set:
+//! let secret = b"another-secret-of-at-least-32-bytes!!";
+//! store.replace(KeySet::new([VerifyingKey::hmac(Algorithm::HS256, secret)?.with_kid("k2")]));
+//! assert!(store.load().find(Some("k2"), Algorithm::HS256).next().is_some());
+//! # Ok::<(), tower_jwt_auth::Error>(())
+//! ```
+
+mod cache;
+mod jwk;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arc_swap::ArcSwap;
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+
+use crate::error::Error;
+
+pub use jwk::JwkPolicy;
+
+/// Shortest HMAC secret accepted, in bytes (256 bits).
+pub const MIN_HMAC_SECRET_LEN: usize = 32;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One public key (or HMAC secret) pinned to one algorithm, with an
+/// optional `kid`.
+#[derive(Clone)]
+pub struct VerifyingKey {
+    id: u64,
+    kid: Option<Arc<str>>,
+    alg: Algorithm,
+    key: Arc<DecodingKey>,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+fn family_of(alg: Algorithm) -> AlgorithmFamily {
+    alg.family()
+}
+
+impl VerifyingKey {
+    /// Wraps a jsonwebtoken key, pinned to `alg`.
+    ///
+    /// # Errors
+    /// When the key's family does not match `alg`, or the backend cannot use it.
+    pub fn from_decoding_key(alg: Algorithm, key: DecodingKey) -> Result<Self, Error> {
+        if key.family() != family_of(alg) {
+            return Err(Error::InvalidKey(format!(
+                "a {:?} key cannot verify {alg:?}",
+                key.family()
+            )));
+        }
+        if key.family() == AlgorithmFamily::Hmac {
+            let len = key.try_get_as_bytes().map(<[u8]>::len).unwrap_or(0);
+            if len < MIN_HMAC_SECRET_LEN {
+                return Err(Error::WeakSecret { len });
+            }
+        }
+        // jsonwebtoken's Ed25519 verifier slices the first 32 bytes without a
+        // length check: anything else must never reach it.
+        if key.family() == AlgorithmFamily::Ed
+            && key.try_get_as_bytes().map(<[u8]>::len).ok() != Some(32)
+        {
+            return Err(Error::InvalidKey(
+                "an Ed25519 public key is 32 bytes".into(),
+            ));
+        }
+        if !cache::check_usable(alg, &key) {
+            return Err(Error::InvalidKey(format!(
+                "the {alg:?} backend rejects this key"
+            )));
+        }
+        Ok(VerifyingKey {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            kid: None,
+            alg,
+            key: Arc::new(key),
+        })
+    }
+
+    /// An HMAC secret for HS256, HS384 or HS512.
+    ///
+    /// # Errors
+    /// [`Error::WeakSecret`] below 32 bytes; [`Error::InvalidKey`] when `alg`
+    /// is not an HMAC algorithm.
+    pub fn hmac(alg: Algorithm, secret: impl AsRef<[u8]>) -> Result<Self, Error> {
+        Self::from_decoding_key(alg, DecodingKey::from_secret(secret.as_ref()))
+    }
+
+    /// An RSA public key in PEM (`PUBLIC KEY` or `RSA PUBLIC KEY`) for one of
+    /// RS256/384/512 or PS256/384/512.
+    ///
+    /// # Errors
+    /// When the PEM is not an RSA public key or `alg` is not an RSA algorithm.
+    pub fn rsa_pem(alg: Algorithm, pem: impl AsRef<[u8]>) -> Result<Self, Error> {
+        let key = DecodingKey::from_rsa_pem(pem.as_ref()).map_err(invalid)?;
+        Self::from_decoding_key(alg, key)
+    }
+
+    /// An RSA public key in PKCS#1 DER.
+    ///
+    /// # Errors
+    /// When `alg` is not an RSA algorithm.
+    pub fn rsa_der(alg: Algorithm, der: impl AsRef<[u8]>) -> Result<Self, Error> {
+        Self::from_decoding_key(alg, DecodingKey::from_rsa_der(der.as_ref()))
+    }
+
+    /// An EC public key (P-256 or P-384) in PEM; the algorithm (ES256 or
+    /// ES384) follows from the curve.
+    ///
+    /// # Errors
+    /// When the PEM is not an EC public key on a supported curve.
+    pub fn ec_pem(pem: impl AsRef<[u8]>) -> Result<Self, Error> {
+        let key = DecodingKey::from_ec_pem(pem.as_ref()).map_err(invalid)?;
+        let alg = ec_alg_for_point(key.try_get_as_bytes().map_err(invalid)?)?;
+        Self::from_decoding_key(alg, key)
+    }
+
+    /// An Ed25519 public key in PEM, for EdDSA.
+    ///
+    /// # Errors
+    /// When the PEM is not an Ed25519 public key.
+    pub fn ed_pem(pem: impl AsRef<[u8]>) -> Result<Self, Error> {
+        let key = DecodingKey::from_ed_pem(pem.as_ref()).map_err(invalid)?;
+        Self::from_decoding_key(Algorithm::EdDSA, key)
+    }
+
+    /// Any public key PEM: RSA (pinned to RS256; use
+    /// [`VerifyingKey::rsa_pem`] for another RSA algorithm), EC P-256/P-384
+    /// (ES256/ES384) or Ed25519 (EdDSA).
+    ///
+    /// # Errors
+    /// When the PEM is none of those.
+    pub fn public_key_pem(pem: impl AsRef<[u8]>) -> Result<Self, Error> {
+        let pem = pem.as_ref();
+        Self::rsa_pem(Algorithm::RS256, pem)
+            .or_else(|_| Self::ec_pem(pem))
+            .or_else(|_| Self::ed_pem(pem))
+            .map_err(|_| {
+                Error::InvalidKey("not an RSA, EC (P-256/P-384) or Ed25519 public key PEM".into())
+            })
+    }
+
+    /// One JWK (a JSON object), with its `alg`, `use` and `key_ops` enforced.
+    ///
+    /// # Errors
+    /// When the JWK is malformed, not meant for verification, or unsupported.
+    pub fn from_jwk(jwk: &serde_json::Value) -> Result<Self, Error> {
+        jwk::parse(jwk, &JwkPolicy::default())
+    }
+
+    /// Sets the key id a token's `kid` header must name to select this key.
+    #[must_use]
+    pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
+        self.kid = Some(Arc::from(kid.into()));
+        self
+    }
+
+    /// The key id, if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The one algorithm this key verifies.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// Checks a signature (raw bytes, not base64) over `message`.
+    pub(crate) fn verify(&self, message: &[u8], signature: &Vec<u8>) -> bool {
+        cache::verify(self.id, self.alg, &self.key, message, signature)
+    }
+}
+
+fn invalid(err: jsonwebtoken::errors::Error) -> Error {
+    Error::InvalidKey(err.to_string())
+}
+
+/// ES256 keys are 65-byte and ES384 keys 97-byte uncompressed SEC1 points.
+fn ec_alg_for_point(point: &[u8]) -> Result<Algorithm, Error> {
+    match point.len() {
+        65 => Ok(Algorithm::ES256),
+        97 => Ok(Algorithm::ES384),
+        _ => Err(Error::InvalidKey(
+            "only P-256 (ES256) and P-384 (ES384) EC keys are supported".into(),
+        )),
+    }
+}
+
+/// An immutable set of verification keys.
+#[derive(Clone, Debug, Default)]
+pub struct KeySet {
+    keys: Vec<VerifyingKey>,
+}
+
+impl KeySet {
+    /// A set of the given keys.
+    pub fn new(keys: impl IntoIterator<Item = VerifyingKey>) -> Self {
+        KeySet {
+            keys: keys.into_iter().collect(),
+        }
+    }
+
+    /// Parses a JWK set document (`{"keys": [...]}`) with the default
+    /// [`JwkPolicy`]. Keys that are not for signature verification or of an
+    /// unsupported type are skipped (a real-world set also carries
+    /// encryption keys); a set that yields no usable key is an error.
+    ///
+    /// # Errors
+    /// Malformed JSON, no `keys` array, or no usable key.
+    pub fn from_jwks_str(json: &str) -> Result<Self, Error> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| Error::InvalidJwk(e.to_string()))?;
+        Self::from_jwks(&value)
+    }
+
+    /// Like [`KeySet::from_jwks_str`], from parsed JSON.
+    ///
+    /// # Errors
+    /// No `keys` array, or no usable key.
+    pub fn from_jwks(jwks: &serde_json::Value) -> Result<Self, Error> {
+        Self::from_jwks_with(jwks, &JwkPolicy::default())
+    }
+
+    /// Like [`KeySet::from_jwks`], with an explicit policy.
+    ///
+    /// # Errors
+    /// No `keys` array, or no usable key.
+    pub fn from_jwks_with(jwks: &serde_json::Value, policy: &JwkPolicy) -> Result<Self, Error> {
+        let set = jwk::parse_set(jwks, policy)?;
+        if set.is_empty() {
+            return Err(Error::InvalidJwk(
+                "the JWK set holds no usable signature key".into(),
+            ));
+        }
+        Ok(set)
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The keys, in order.
+    pub fn keys(&self) -> &[VerifyingKey] {
+        &self.keys
+    }
+
+    /// Adds a key.
+    pub fn push(&mut self, key: VerifyingKey) {
+        self.keys.push(key);
+    }
+
+    /// Keys that may verify a token with header `kid` and `alg`: with a kid,
+    /// only keys carrying that exact kid; without, every key pinned to `alg`.
+    pub fn find<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+        alg: Algorithm,
+    ) -> impl Iterator<Item = &'a VerifyingKey> + 'a {
+        self.keys.iter().filter(move |key| {
+            key.alg == alg
+                && match kid {
+                    Some(kid) => key.kid.as_deref() == Some(kid),
+                    None => true,
+                }
+        })
+    }
+}
+
+impl FromIterator<VerifyingKey> for KeySet {
+    fn from_iter<T: IntoIterator<Item = VerifyingKey>>(iter: T) -> Self {
+        Self::new(iter)
+    }
+}
+
+/// A shared, atomically replaceable [`KeySet`].
+///
+/// Cloning the store clones a handle: every layer built with it sees a
+/// [`KeyStore::replace`] at once. Readers never lock.
+#[derive(Clone)]
+pub struct KeyStore {
+    current: Arc<ArcSwap<KeySet>>,
+}
+
+impl fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("keys", &self.current.load().len())
+            .finish()
+    }
+}
+
+impl KeyStore {
+    /// A store holding `set`.
+    pub fn new(set: KeySet) -> Self {
+        KeyStore {
+            current: Arc::new(ArcSwap::from_pointee(set)),
+        }
+    }
+
+    /// Replaces the key set for every holder of this store.
+    pub fn replace(&self, set: KeySet) {
+        self.current.store(Arc::new(set));
+    }
+
+    /// The current key set.
+    pub fn load(&self) -> Arc<KeySet> {
+        self.current.load_full()
+    }
+
+    /// A cheap guard on the current set, for the request path.
+    pub(crate) fn guard(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.current.load()
+    }
+}
+
+impl From<KeySet> for KeyStore {
+    fn from(set: KeySet) -> Self {
+        KeyStore::new(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn short_hmac_secrets_are_refused() {
+        let err = VerifyingKey::hmac(Algorithm::HS256, b"short").unwrap_err();
+        assert!(matches!(err, Error::WeakSecret { len: 5 }));
+        assert!(VerifyingKey::hmac(Algorithm::HS256, &SECRET[..31]).is_err());
+        assert!(VerifyingKey::hmac(Algorithm::HS256, SECRET).is_ok());
+        assert!(VerifyingKey::hmac(Algorithm::HS256, b"").is_err());
+    }
+
+    #[test]
+    fn a_key_is_pinned_to_its_family() {
+        assert!(VerifyingKey::hmac(Algorithm::RS256, SECRET).is_err());
+        assert!(VerifyingKey::rsa_der(Algorithm::HS256, b"whatever").is_err());
+    }
+
+    #[test]
+    fn find_matches_kid_and_algorithm_exactly() {
+        let a = VerifyingKey::hmac(Algorithm::HS256, SECRET)
+            .unwrap()
+            .with_kid("a");
+        let b = VerifyingKey::hmac(Algorithm::HS512, SECRET)
+            .unwrap()
+            .with_kid("b");
+        let set = KeySet::new([a, b]);
+        assert_eq!(set.find(Some("a"), Algorithm::HS256).count(), 1);
+        assert_eq!(set.find(Some("a"), Algorithm::HS512).count(), 0);
+        assert_eq!(
+            set.find(Some("../../etc/passwd"), Algorithm::HS256).count(),
+            0
+        );
+        assert_eq!(set.find(None, Algorithm::HS512).count(), 1);
+    }
+
+    #[test]
+    fn store_replacement_is_seen_by_clones() {
+        let store = KeyStore::new(KeySet::default());
+        let clone = store.clone();
+        store.replace(KeySet::new([
+            VerifyingKey::hmac(Algorithm::HS256, SECRET).unwrap()
+        ]));
+        assert_eq!(clone.load().len(), 1);
+    }
+}

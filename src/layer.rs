@@ -1,0 +1,481 @@
+//! [`JwtAuthLayer`] and its builder: the one place configuration is
+//! assembled. Everything is prepared here, once: keys parsed and pinned to
+//! their algorithms, rules fixed, so a request only reads.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, Response, Uri};
+use jsonwebtoken::Algorithm;
+use serde::de::DeserializeOwned;
+use tower_layer::Layer;
+
+use crate::error::Error;
+use crate::jws;
+use crate::keys::{KeySet, KeyStore, VerifyingKey};
+use crate::reject::{Reason, Rejection};
+use crate::revoke::RevocationCheck;
+use crate::service::JwtAuth;
+use crate::token::{self, Found, TokenSource};
+use crate::validate::{self, RegisteredClaims, Rules};
+
+/// Default maximum token length in bytes, checked before any decoding.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// Default `realm` of the `WWW-Authenticate` challenge.
+pub const DEFAULT_REALM: &str = "api";
+
+type Predicate<C> = Box<dyn Fn(&C) -> bool + Send + Sync>;
+type Render = dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync;
+
+/// Turns rejections into responses; shared by every request's future.
+pub(crate) struct Responder {
+    realm: String,
+    custom: Option<Box<Render>>,
+}
+
+impl Responder {
+    pub(crate) fn respond(&self, rejection: &Rejection, grpc: bool) -> Response<Bytes> {
+        tracing::debug!(%rejection, grpc, "request rejected");
+        match (&self.custom, grpc) {
+            (_, true) => rejection.to_grpc_response(),
+            (Some(render), false) => render(rejection),
+            (None, false) => rejection.to_http_response(&self.realm),
+        }
+    }
+}
+
+/// The assembled configuration, shared by every clone of the layer and
+/// service.
+pub(crate) struct Config<C> {
+    keys: KeyStore,
+    rules: Rules,
+    sources: Vec<TokenSource>,
+    optional: bool,
+    max_token_len: usize,
+    claim_rules: Vec<Predicate<C>>,
+    authorize: Vec<Predicate<C>>,
+    pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
+    pub(crate) responder: Arc<Responder>,
+}
+
+/// What authenticating a request concluded.
+pub(crate) enum Outcome<C> {
+    /// No token on an optional route.
+    Anonymous,
+    /// Verified claims; registered claims when a revocation check must run.
+    Verified(C, Option<RegisteredClaims>),
+    Rejected(Rejection),
+}
+
+impl<C: DeserializeOwned> Config<C> {
+    pub(crate) fn authenticate(&self, headers: &HeaderMap, uri: &Uri) -> Outcome<C> {
+        match token::find(&self.sources, headers, uri) {
+            Found::Nothing if self.optional => Outcome::Anonymous,
+            Found::Nothing => Outcome::Rejected(Rejection::MissingToken),
+            Found::Ambiguous => Outcome::Rejected(Rejection::AmbiguousToken),
+            Found::Token(token) => match self.verify(token) {
+                Ok((claims, registered)) => Outcome::Verified(claims, registered),
+                Err(rejection) => Outcome::Rejected(rejection),
+            },
+        }
+    }
+
+    fn verify(&self, token: &[u8]) -> Result<(C, Option<RegisteredClaims>), Rejection> {
+        let invalid = Rejection::InvalidToken;
+        if token.len() > self.max_token_len {
+            return Err(invalid(Reason::TooLarge));
+        }
+        let keys = self.keys.guard();
+        let verified = jws::verify(token, &keys).map_err(invalid)?;
+        let payload = jws::decode(verified.compact.payload).map_err(invalid)?;
+        let registered = self
+            .rules
+            .check(&payload, verified.typ_at_jwt, validate::now())
+            .map_err(invalid)?;
+        let claims: C =
+            serde_json::from_slice(&payload).map_err(|_| invalid(Reason::ClaimsType))?;
+        if !self.claim_rules.iter().all(|rule| rule(&claims)) {
+            return Err(invalid(Reason::ClaimsRule));
+        }
+        if let Some(required) = self.rules.missing_scope(&registered) {
+            return Err(Rejection::InsufficientScope { required });
+        }
+        if !self.authorize.iter().all(|rule| rule(&claims)) {
+            return Err(Rejection::Forbidden);
+        }
+        let registered = self
+            .revocation
+            .is_some()
+            .then(|| registered.to_registered());
+        Ok((claims, registered))
+    }
+}
+
+/// A tower [`Layer`] that authenticates requests with JSON Web Tokens.
+///
+/// On success the claims, deserialized into the application's own `C`, are
+/// inserted into the request extensions. See the [crate docs](crate) for
+/// examples and the [`JwtAuthBuilder`] for every option and default.
+pub struct JwtAuthLayer<C> {
+    config: Arc<Config<C>>,
+}
+
+impl<C> Clone for JwtAuthLayer<C> {
+    fn clone(&self) -> Self {
+        JwtAuthLayer {
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<C> fmt::Debug for JwtAuthLayer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthLayer")
+            .field("keys", &self.config.keys)
+            .field("rules", &self.config.rules)
+            .field("sources", &self.config.sources)
+            .field("optional", &self.config.optional)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> JwtAuthLayer<C>
+where
+    C: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Starts a configuration.
+    pub fn builder() -> JwtAuthBuilder<C> {
+        JwtAuthBuilder::new()
+    }
+
+    /// Verifies one token outside of a request (a WebSocket message, a
+    /// job): every check of the layer except the token's location and the
+    /// revocation check.
+    ///
+    /// # Errors
+    /// The [`Rejection`] a request carrying this token would get.
+    pub fn verify(&self, token: &str) -> Result<C, Rejection> {
+        self.config
+            .verify(token.as_bytes())
+            .map(|(claims, _)| claims)
+    }
+}
+
+impl<S, C> Layer<S> for JwtAuthLayer<C> {
+    type Service = JwtAuth<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        JwtAuth::from_config(inner, Arc::clone(&self.config))
+    }
+}
+
+/// Builds a [`JwtAuthLayer`]. Methods that take key material keep the
+/// first error and report it from [`JwtAuthBuilder::build`], so a whole
+/// configuration reads as one chain.
+///
+/// Defaults: token from `Authorization: Bearer` only; at most 8 KiB; `exp`
+/// required; 30 s leeway; `nbf`/`iat` checked when present; no issuer or
+/// audience accepted unless configured (a token with `aud` is refused
+/// while no audience is configured); duplicate JSON members, `crit` and
+/// nested tokens refused; realm `"api"`; anonymous requests refused.
+pub struct JwtAuthBuilder<C> {
+    keys: Vec<VerifyingKey>,
+    store: Option<KeyStore>,
+    error: Option<Error>,
+    rules: Rules,
+    sources: Vec<TokenSource>,
+    optional: bool,
+    max_token_len: usize,
+    realm: String,
+    claim_rules: Vec<Predicate<C>>,
+    authorize: Vec<Predicate<C>>,
+    revocation: Option<Arc<dyn RevocationCheck>>,
+    render: Option<Box<Render>>,
+    _claims: PhantomData<fn() -> C>,
+}
+
+impl<C> fmt::Debug for JwtAuthBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthBuilder")
+            .field("keys", &self.keys)
+            .field("rules", &self.rules)
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> Default for JwtAuthBuilder<C>
+where
+    C: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C> JwtAuthBuilder<C>
+where
+    C: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// An empty configuration with the defaults above.
+    pub fn new() -> Self {
+        JwtAuthBuilder {
+            keys: Vec::new(),
+            store: None,
+            error: None,
+            rules: Rules::default(),
+            sources: vec![TokenSource::BearerHeader],
+            optional: false,
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            realm: DEFAULT_REALM.to_owned(),
+            claim_rules: Vec::new(),
+            authorize: Vec::new(),
+            revocation: None,
+            render: None,
+            _claims: PhantomData,
+        }
+    }
+
+    fn add(mut self, key: Result<VerifyingKey, Error>) -> Self {
+        match key {
+            Ok(key) => self.keys.push(key),
+            Err(err) => {
+                self.error.get_or_insert(err);
+            }
+        }
+        self
+    }
+
+    /// Adds a prepared key.
+    pub fn key(self, key: VerifyingKey) -> Self {
+        self.add(Ok(key))
+    }
+
+    /// Adds an HS256 secret (at least 32 bytes).
+    pub fn hs256(self, secret: impl AsRef<[u8]>) -> Self {
+        self.add(VerifyingKey::hmac(Algorithm::HS256, secret))
+    }
+
+    /// Adds an HS384 secret (at least 32 bytes).
+    pub fn hs384(self, secret: impl AsRef<[u8]>) -> Self {
+        self.add(VerifyingKey::hmac(Algorithm::HS384, secret))
+    }
+
+    /// Adds an HS512 secret (at least 32 bytes).
+    pub fn hs512(self, secret: impl AsRef<[u8]>) -> Self {
+        self.add(VerifyingKey::hmac(Algorithm::HS512, secret))
+    }
+
+    /// Adds an RSA public key PEM for `alg` (RS256/384/512, PS256/384/512).
+    pub fn rsa_pem(self, alg: Algorithm, pem: impl AsRef<[u8]>) -> Self {
+        self.add(VerifyingKey::rsa_pem(alg, pem))
+    }
+
+    /// Adds an EC P-256 or P-384 public key PEM (ES256 / ES384).
+    pub fn ec_pem(self, pem: impl AsRef<[u8]>) -> Self {
+        self.add(VerifyingKey::ec_pem(pem))
+    }
+
+    /// Adds an Ed25519 public key PEM (EdDSA).
+    pub fn ed_pem(self, pem: impl AsRef<[u8]>) -> Self {
+        self.add(VerifyingKey::ed_pem(pem))
+    }
+
+    /// Adds any public key PEM, its algorithm inferred (RSA → RS256).
+    pub fn public_key_pem(self, pem: impl AsRef<[u8]>) -> Self {
+        self.add(VerifyingKey::public_key_pem(pem))
+    }
+
+    /// Adds every usable key of a JWK set document.
+    pub fn jwks_str(mut self, json: &str) -> Self {
+        match KeySet::from_jwks_str(json) {
+            Ok(set) => self.keys.extend(set.keys().iter().cloned()),
+            Err(err) => {
+                self.error.get_or_insert(err);
+            }
+        }
+        self
+    }
+
+    /// Reads keys from a store that can be replaced while serving (key
+    /// rotation). Use either a store or the individual key methods.
+    pub fn key_store(mut self, store: KeyStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Accepts tokens from this issuer (`iss`); call again for several.
+    /// Once set, `iss` is required.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.rules.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts tokens for this audience (`aud`); call again for several.
+    /// Once set, `aud` is required and must name one of them.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.rules.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts any `aud` when no audience is configured. Without this, a
+    /// token carrying `aud` is refused by a verifier that names none
+    /// (RFC 7519 §4.1.3).
+    pub fn any_audience(mut self) -> Self {
+        self.rules.any_audience = true;
+        self
+    }
+
+    /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.rules.leeway = leeway.as_secs();
+        self
+    }
+
+    /// Refuses tokens issued longer ago than `max_age`; `iat` becomes required.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.rules.max_age = Some(max_age.as_secs());
+        self
+    }
+
+    /// Requires a top-level claim to be present (any JSON type).
+    pub fn require_claim(mut self, name: impl Into<String>) -> Self {
+        self.rules.required.push(name.into());
+        self
+    }
+
+    /// Requires the RFC 9068 access-token profile: header `typ` must be
+    /// `at+jwt` or `application/at+jwt`, any case.
+    pub fn require_typ_at_jwt(mut self) -> Self {
+        self.rules.typ_at_jwt = true;
+        self
+    }
+
+    /// Requires a scope, found in the space-separated `scope` claim or the
+    /// `scp` string/array; otherwise `403 insufficient_scope`. Call again
+    /// to require several.
+    pub fn require_scope(mut self, scope: impl Into<String>) -> Self {
+        self.rules.scopes.push(scope.into());
+        self
+    }
+
+    /// A validity rule on the application's claims; `false` makes the token
+    /// invalid (401).
+    pub fn claims_rule(mut self, rule: impl Fn(&C) -> bool + Send + Sync + 'static) -> Self {
+        self.claim_rules.push(Box::new(rule));
+        self
+    }
+
+    /// An authorization rule on a valid token's claims; `false` answers
+    /// 403.
+    pub fn authorize(mut self, rule: impl Fn(&C) -> bool + Send + Sync + 'static) -> Self {
+        self.authorize.push(Box::new(rule));
+        self
+    }
+
+    /// Also reads the token from this cookie.
+    pub fn token_from_cookie(mut self, name: impl Into<String>) -> Self {
+        self.sources.push(TokenSource::Cookie(name.into()));
+        self
+    }
+
+    /// Also reads the token (the whole value) from this header.
+    pub fn token_from_header(mut self, name: HeaderName) -> Self {
+        self.sources.push(TokenSource::Header(name));
+        self
+    }
+
+    /// Also reads the token from this query parameter.
+    pub fn token_from_query(mut self, name: impl Into<String>) -> Self {
+        self.sources.push(TokenSource::Query(name.into()));
+        self
+    }
+
+    /// Replaces the token sources entirely.
+    pub fn token_sources(mut self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
+        self.sources = sources.into_iter().collect();
+        self
+    }
+
+    /// Lets requests without any token through, without claims; a present
+    /// but invalid token is still refused.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    /// Maximum token length in bytes (default 8 KiB).
+    pub fn max_token_len(mut self, len: usize) -> Self {
+        self.max_token_len = len;
+        self
+    }
+
+    /// The `realm` announced in `WWW-Authenticate` (default `"api"`).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// Consults a revocation store after every other check passed.
+    pub fn revocation(mut self, check: impl RevocationCheck) -> Self {
+        self.revocation = Some(Arc::new(check));
+        self
+    }
+
+    /// Renders HTTP rejections yourself (gRPC answers keep their fixed
+    /// form). [`Rejection::to_http_response`] is the default.
+    pub fn on_rejection(
+        mut self,
+        render: impl Fn(&Rejection) -> Response<Bytes> + Send + Sync + 'static,
+    ) -> Self {
+        self.render = Some(Box::new(render));
+        self
+    }
+
+    /// Checks the configuration and builds the layer.
+    ///
+    /// # Errors
+    /// The first key that failed to parse, no key at all, both keys and a
+    /// store, or no token source.
+    pub fn build(self) -> Result<JwtAuthLayer<C>, Error> {
+        if let Some(err) = self.error {
+            return Err(err);
+        }
+        let keys = match (self.store, self.keys.is_empty()) {
+            (Some(store), true) => store,
+            (None, false) => KeyStore::new(KeySet::new(self.keys)),
+            (None, true) => return Err(Error::Config("no verification key configured".into())),
+            (Some(_), false) => {
+                return Err(Error::Config(
+                    "use either a key store or individual keys".into(),
+                ));
+            }
+        };
+        if self.sources.is_empty() {
+            return Err(Error::Config("no token source configured".into()));
+        }
+        if self.rules.required.len() > 64 {
+            return Err(Error::Config("at most 64 required claims".into()));
+        }
+        Ok(JwtAuthLayer {
+            config: Arc::new(Config {
+                keys,
+                rules: self.rules,
+                sources: self.sources,
+                optional: self.optional,
+                max_token_len: self.max_token_len,
+                claim_rules: self.claim_rules,
+                authorize: self.authorize,
+                revocation: self.revocation,
+                responder: Arc::new(Responder {
+                    realm: self.realm,
+                    custom: self.render,
+                }),
+            }),
+        })
+    }
+}

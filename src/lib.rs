@@ -1,0 +1,91 @@
+//! JSON Web Token authentication for any tower service: axum routers,
+//! tonic servers, plain hyper.
+//!
+//! [`JwtAuthLayer`] finds the token (`Authorization: Bearer` by default),
+//! verifies its signature and claims, and inserts the application's own
+//! claims type into the request extensions before calling the inner
+//! service. Bad or missing tokens get RFC 6750 answers over HTTP and the
+//! matching `grpc-status` over gRPC.
+//!
+//! # Example
+//!
+//! ```
+//! use http::{Request, Response, StatusCode};
+//! use serde::Deserialize;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use tower_jwt_auth::JwtAuthLayer;
+//!
+//! #[derive(Clone, Deserialize)]
+//! struct Claims { sub: String }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let auth = JwtAuthLayer::<Claims>::builder()
+//!     .hs256(b"0123456789abcdef0123456789abcdef")
+//!     .issuer("https://auth.example.com")
+//!     .audience("movies-api")
+//!     .build()?;
+//!
+//! let service = ServiceBuilder::new().layer(auth).service(service_fn(|req: Request<String>| async move {
+//!     let sub = req.extensions().get::<Claims>().map(|c| c.sub.clone());
+//!     Ok::<_, std::convert::Infallible>(Response::new(sub.unwrap_or_default()))
+//! }));
+//!
+//! let response = service.oneshot(Request::new(String::new())).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"api\"");
+//! # Ok(()) }
+//! ```
+//!
+//! # Security defaults
+//!
+//! - Every key is pinned to one algorithm; `alg: none` and unlisted
+//!   algorithms are refused; `jwk`, `jku`, `x5u`, `x5c` headers are ignored.
+//! - HMAC secrets shorter than 32 bytes are refused at configuration time.
+//! - Tokens over 8 KiB, non-canonical base64url, duplicate JSON members,
+//!   `crit`, and nested (`cty: JWT`) tokens are refused.
+//! - `exp` is required and exclusive; `nbf` and `iat` are checked; 30 s
+//!   leeway. `iss`/`aud` must be strings of the configured values.
+//! - The signature is checked before any claim, and every invalid token
+//!   gets the same description.
+//!
+//! # Features
+//!
+//! - `rust_crypto` (default): jsonwebtoken's pure-Rust backend.
+//! - `aws_lc_rs`: jsonwebtoken's AWS-LC backend; wins when both are on.
+//! - `axum`: [`axum::Claims`] extractors.
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod crypto;
+pub mod error;
+pub mod issue;
+mod json;
+mod jws;
+pub mod keys;
+mod layer;
+pub mod reject;
+pub mod revoke;
+mod service;
+pub mod token;
+mod validate;
+
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+
+pub use body::JwtAuthBody;
+pub use error::{BoxError, Error};
+pub use jsonwebtoken::Algorithm;
+pub use keys::{KeySet, KeyStore, VerifyingKey};
+pub use layer::{DEFAULT_MAX_TOKEN_LEN, DEFAULT_REALM, JwtAuthBuilder, JwtAuthLayer};
+pub use reject::{Reason, Rejection};
+pub use service::{JwtAuth, ResponseFuture};
+pub use validate::{DEFAULT_LEEWAY, RegisteredClaims};
