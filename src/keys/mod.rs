@@ -283,8 +283,10 @@ impl KeySet {
         self.keys.push(key);
     }
 
-    /// Keys that may verify a token with header `kid` and `alg`: with a kid,
-    /// only keys carrying that exact kid; without, every key pinned to `alg`.
+    /// Keys that may verify a token with header `kid` and `alg`: keys pinned
+    /// to `alg` whose kid equals the token's. A key configured without a kid
+    /// (a single static key, typically) answers to any kid, and a token
+    /// without a kid is tried on every key pinned to `alg`.
     pub fn find<'a>(
         &'a self,
         kid: Option<&'a str>,
@@ -292,9 +294,9 @@ impl KeySet {
     ) -> impl Iterator<Item = &'a VerifyingKey> + 'a {
         self.keys.iter().filter(move |key| {
             key.alg == alg
-                && match kid {
-                    Some(kid) => key.kid.as_deref() == Some(kid),
-                    None => true,
+                && match (kid, key.kid.as_deref()) {
+                    (Some(wanted), Some(have)) => wanted == have,
+                    _ => true,
                 }
         })
     }
@@ -390,6 +392,8 @@ mod tests {
             0
         );
         assert_eq!(set.find(None, Algorithm::HS512).count(), 1);
+        let anonymous = KeySet::new([VerifyingKey::hmac(Algorithm::HS256, SECRET).unwrap()]);
+        assert_eq!(anonymous.find(Some("any"), Algorithm::HS256).count(), 1);
     }
 
     #[test]
