@@ -1,0 +1,71 @@
+//! Runtime configuration, assembled once (from flags and environment in
+//! `main`, directly in tests) and handed down.
+
+use std::time::Duration;
+
+/// Everything [`crate::App::build`] needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `sqlite://…` or `postgres://…`.
+    pub database_url: String,
+    /// The `iss` of issued tokens and the base of the discovery URLs.
+    pub issuer: String,
+    /// The single `aud` of issued access tokens.
+    pub audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// Whether `POST /auth/register` is served.
+    pub registration: bool,
+    /// Whether the Swagger UI is served at `/docs`.
+    pub docs: bool,
+    /// How often signing keys are re-read from the database, so keys added
+    /// by `keys rotate` (or another instance) are picked up without restart.
+    pub key_reload_interval: Duration,
+    pub throttle: ThrottleConfig,
+    pub max_connections: u32,
+}
+
+impl Config {
+    /// Defaults for everything but the two values that have none.
+    pub fn new(database_url: impl Into<String>, issuer: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            issuer: issuer.into(),
+            audience: "login-service".to_owned(),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(14 * 24 * 3600),
+            registration: true,
+            docs: true,
+            key_reload_interval: Duration::from_secs(30),
+            throttle: ThrottleConfig::default(),
+            max_connections: 10,
+        }
+    }
+}
+
+/// Failed-login throttling. Lockouts grow exponentially from `base_lockout`
+/// but never exceed `max_lockout`, so an attacker who knows a victim's email
+/// can delay them for minutes at most, not lock them out.
+#[derive(Debug, Clone)]
+pub struct ThrottleConfig {
+    /// Failures per account before each further failure blocks the account.
+    pub account_failures: u32,
+    /// Failures per client address before each further failure blocks it.
+    pub address_failures: u32,
+    pub base_lockout: Duration,
+    pub max_lockout: Duration,
+    /// Counters restart after this long without a failure.
+    pub window: Duration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            account_failures: 5,
+            address_failures: 50,
+            base_lockout: Duration::from_secs(30),
+            max_lockout: Duration::from_secs(5 * 60),
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Connecting to SQLite or PostgreSQL through sqlx's `Any` driver, so every
+//! query and migration is written once in portable SQL.
+
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+
+pub type Pool = AnyPool;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Opens the pool and brings the schema up to date.
+///
+/// # Errors
+/// When the database cannot be reached or a migration fails.
+pub async fn connect(url: &str, max_connections: u32) -> Result<Pool, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let sqlite = url.starts_with("sqlite:");
+    let url = if sqlite && !url.contains("mode=") {
+        // A first start must create the file; sqlx's default is to refuse.
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_owned()
+    };
+    let pool = AnyPoolOptions::new()
+        // SQLite serialises writers anyway; fewer connections mean fewer
+        // SQLITE_BUSY retries under load.
+        .max_connections(if sqlite {
+            max_connections.min(4)
+        } else {
+            max_connections
+        })
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&url)
+        .await?;
+    if sqlite {
+        // WAL lets readers proceed during a write; the busy timeout makes a
+        // second writer wait instead of failing.
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&pool)
+            .await?;
+    }
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+/// Seconds since the Unix epoch: every timestamp is stored this way.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,294 @@
+//! Signing keys: generated on first start, stored in the database so every
+//! instance on it signs and verifies alike, rotated by `keys rotate`, and
+//! re-read periodically so running instances follow a rotation.
+//!
+//! A rotated-in key is published at once but signs only from its
+//! `activates_at`, giving other instances time to learn it before tokens
+//! signed with it reach them. A retired key stays published until the last
+//! token it signed has expired.
+
+use std::sync::{Arc, RwLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use tower_jwt_auth::issue::{self, SigningKey};
+use tower_jwt_auth::{Algorithm, KeySet, KeyStore};
+
+use crate::db::{Pool, now};
+
+/// RFC 8410 PKCS#8 v1 wrapping of an Ed25519 seed: fixed ASN.1 header
+/// (SEQUENCE, version 0, AlgorithmIdentifier id-Ed25519, OCTET STRING of
+/// OCTET STRING) followed by the 32-byte seed.
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+
+#[derive(Debug)]
+pub enum KeyError {
+    Db(sqlx::Error),
+    Key(String),
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Db(e) => write!(f, "database: {e}"),
+            Self::Key(e) => write!(f, "signing key: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+impl From<sqlx::Error> for KeyError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+#[derive(Debug)]
+struct RingKey {
+    activates_at: i64,
+    key: SigningKey,
+}
+
+/// Every stored key, oldest generation first.
+#[derive(Debug)]
+pub struct KeyRing {
+    keys: Vec<RingKey>,
+}
+
+impl KeyRing {
+    /// The newest key whose activation time has come.
+    pub fn signing_key(&self, now: i64) -> Option<&SigningKey> {
+        self.keys
+            .iter()
+            .rev()
+            .find(|k| k.activates_at <= now)
+            .or_else(|| self.keys.first())
+            .map(|k| &k.key)
+    }
+
+    /// Keys a verifier must know at `now`: upcoming ones, the active one,
+    /// and retired ones whose tokens (`retention` seconds at most) may still
+    /// be in use.
+    pub fn published(&self, now: i64, retention: i64) -> Vec<&SigningKey> {
+        self.keys
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                let retired_at = self.keys[i + 1..]
+                    .iter()
+                    .filter(|later| later.activates_at <= now)
+                    .map(|later| later.activates_at)
+                    .min();
+                retired_at.is_none_or(|at| at + retention > now)
+            })
+            .map(|(_, k)| &k.key)
+            .collect()
+    }
+}
+
+/// The ring plus the library key store that verifies this service's tokens.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    ring: Arc<RwLock<Arc<KeyRing>>>,
+    store: KeyStore,
+    /// How long a retired key stays published, in seconds.
+    retention: i64,
+}
+
+impl Keys {
+    /// Creates the first key if the database has none, then loads them all.
+    pub async fn bootstrap(pool: &Pool, retention: i64) -> Result<Self, KeyError> {
+        let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM signing_keys")
+            .fetch_one(pool)
+            .await?
+            .try_get("n")?;
+        if existing == 0 {
+            // Generation 1 is unique: of several instances starting on an
+            // empty database at once, one insert wins and all load it.
+            insert_key(pool, 1, now()).await?;
+        }
+        let ring = load(pool).await?;
+        let store = KeyStore::new(key_set(&ring, retention)?);
+        Ok(Self {
+            ring: Arc::new(RwLock::new(Arc::new(ring))),
+            store,
+            retention,
+        })
+    }
+
+    pub fn store(&self) -> KeyStore {
+        self.store.clone()
+    }
+
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.ring.read().expect("key ring lock poisoned").clone()
+    }
+
+    /// The public JWK set as served at `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> serde_json::Value {
+        let ring = self.ring();
+        issue::jwk_set(ring.published(now(), self.retention))
+    }
+
+    /// Re-reads the keys and swaps them in for signing and verifying.
+    pub async fn reload(&self, pool: &Pool) -> Result<(), KeyError> {
+        let ring = load(pool).await?;
+        let set = key_set(&ring, self.retention)?;
+        *self.ring.write().expect("key ring lock poisoned") = Arc::new(ring);
+        self.store.replace(set);
+        Ok(())
+    }
+}
+
+fn key_set(ring: &KeyRing, retention: i64) -> Result<KeySet, KeyError> {
+    let jwks = issue::jwk_set(ring.published(now(), retention));
+    KeySet::from_jwks(&jwks).map_err(|e| KeyError::Key(e.to_string()))
+}
+
+async fn load(pool: &Pool) -> Result<KeyRing, KeyError> {
+    let rows = sqlx::query(
+        "SELECT generation, kid, algorithm, private_key, activates_at \
+         FROM signing_keys ORDER BY generation",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut keys = Vec::with_capacity(rows.len());
+    for row in rows {
+        let kid: String = row.try_get("kid")?;
+        let algorithm: String = row.try_get("algorithm")?;
+        let algorithm = match algorithm.as_str() {
+            "EdDSA" => Algorithm::EdDSA,
+            "ES256" => Algorithm::ES256,
+            other => return Err(KeyError::Key(format!("unsupported algorithm {other}"))),
+        };
+        let der = STANDARD
+            .decode(row.try_get::<String, _>("private_key")?)
+            .map_err(|e| KeyError::Key(e.to_string()))?;
+        let key = SigningKey::from_pkcs8_der(algorithm, kid, &der)
+            .map_err(|e| KeyError::Key(e.to_string()))?;
+        keys.push(RingKey {
+            activates_at: row.try_get("activates_at")?,
+            key,
+        });
+    }
+    if keys.is_empty() {
+        return Err(KeyError::Key("no signing key in the database".into()));
+    }
+    Ok(KeyRing { keys })
+}
+
+/// Adds a key that starts signing `activate_after` seconds from now and
+/// returns its `kid`.
+pub async fn rotate(pool: &Pool, activate_after: i64) -> Result<String, KeyError> {
+    for _ in 0..5 {
+        let latest: Option<i64> = sqlx::query("SELECT MAX(generation) AS g FROM signing_keys")
+            .fetch_one(pool)
+            .await?
+            .try_get("g")?;
+        let generation = latest.unwrap_or(0) + 1;
+        if let Some(kid) = insert_key(pool, generation, now() + activate_after).await? {
+            return Ok(kid);
+        }
+        // Lost a race with a concurrent rotation: take the next generation.
+    }
+    Err(KeyError::Key("could not claim a key generation".into()))
+}
+
+/// Inserts a fresh Ed25519 key; `None` when the generation is taken.
+async fn insert_key(
+    pool: &Pool,
+    generation: i64,
+    activates_at: i64,
+) -> Result<Option<String>, KeyError> {
+    let (kid, der) = generate_ed25519()?;
+    let inserted = sqlx::query(
+        "INSERT INTO signing_keys (generation, kid, algorithm, private_key, created_at, activates_at) \
+         VALUES ($1, $2, 'EdDSA', $3, $4, $5) ON CONFLICT (generation) DO NOTHING",
+    )
+    .bind(generation)
+    .bind(&kid)
+    .bind(STANDARD.encode(&der))
+    .bind(now())
+    .bind(activates_at)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok((inserted == 1).then_some(kid))
+}
+
+/// A random Ed25519 key as PKCS#8 DER, with its RFC 7638 thumbprint as kid
+/// (stable, derived from the public key, reveals nothing).
+fn generate_ed25519() -> Result<(String, Vec<u8>), KeyError> {
+    let mut seed = [0u8; 32];
+    argon2::password_hash::rand_core::RngCore::fill_bytes(
+        &mut argon2::password_hash::rand_core::OsRng,
+        &mut seed,
+    );
+    let mut der = ED25519_PKCS8_PREFIX.to_vec();
+    der.extend_from_slice(&seed);
+    let probe = SigningKey::from_pkcs8_der(Algorithm::EdDSA, "probe", &der)
+        .map_err(|e| KeyError::Key(e.to_string()))?;
+    let x = probe
+        .public_jwk()
+        .and_then(|jwk| jwk["x"].as_str())
+        .ok_or_else(|| KeyError::Key("public JWK without x".into()))?;
+    // RFC 7638 §3.2: required members only, lexicographic order, no spaces.
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
+    Ok((kid, der))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(activations: &[i64]) -> KeyRing {
+        let keys = activations
+            .iter()
+            .map(|&activates_at| {
+                let (kid, der) = generate_ed25519().unwrap();
+                RingKey {
+                    activates_at,
+                    key: SigningKey::from_pkcs8_der(Algorithm::EdDSA, kid, &der).unwrap(),
+                }
+            })
+            .collect();
+        KeyRing { keys }
+    }
+
+    fn kids(keys: Vec<&SigningKey>) -> Vec<String> {
+        keys.into_iter().map(|k| k.kid().to_owned()).collect()
+    }
+
+    #[test]
+    fn generated_key_is_ed25519_with_thumbprint_kid() {
+        let (kid, der) = generate_ed25519().unwrap();
+        assert_eq!(der.len(), 48);
+        let key = SigningKey::from_pkcs8_der(Algorithm::EdDSA, kid.clone(), &der).unwrap();
+        let jwk = key.public_jwk().unwrap();
+        assert_eq!(jwk["kty"], "OKP");
+        assert_eq!(jwk["crv"], "Ed25519");
+        assert_eq!(kid.len(), 43, "base64url of a SHA-256 digest");
+    }
+
+    #[test]
+    fn upcoming_key_is_published_but_does_not_sign_yet() {
+        let r = ring(&[100, 200]);
+        assert_eq!(r.signing_key(150).unwrap().kid(), r.keys[0].key.kid());
+        assert_eq!(r.published(150, 60).len(), 2);
+        assert_eq!(r.signing_key(200).unwrap().kid(), r.keys[1].key.kid());
+    }
+
+    #[test]
+    fn retired_key_is_published_until_its_tokens_expire() {
+        let r = ring(&[100, 200]);
+        let both = kids(vec![&r.keys[0].key, &r.keys[1].key]);
+        assert_eq!(kids(r.published(259, 60)), both);
+        assert_eq!(kids(r.published(260, 60)), vec![both[1].clone()]);
+    }
+}

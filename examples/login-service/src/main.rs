@@ -1,0 +1,184 @@
+//! `login-service`: serve (default), `users add`, `keys rotate`.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use login_service::{App, BoxError, Config};
+
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Email + password in, EdDSA-signed JWT access tokens out"
+)]
+struct Cli {
+    /// `sqlite://FILE` (created on first start) or `postgres://…`.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        default_value = "sqlite://login-service.db"
+    )]
+    database_url: String,
+
+    #[command(flatten)]
+    serve: ServeArgs,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[arg(long, env = "LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// `iss` of issued tokens [default: http://<listen>]
+    #[arg(long, env = "ISSUER")]
+    issuer: Option<String>,
+    /// `aud` of issued access tokens.
+    #[arg(long, env = "AUDIENCE", default_value = "login-service")]
+    audience: String,
+    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 15 * 60)]
+    access_token_ttl_secs: u64,
+    #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value_t = 14 * 24 * 3600)]
+    refresh_token_ttl_secs: u64,
+    /// How often to re-read signing keys (to follow `keys rotate`).
+    #[arg(long, env = "KEY_RELOAD_SECS", default_value_t = 30)]
+    key_reload_secs: u64,
+    /// Do not serve POST /auth/register (accounts come from `users add`).
+    #[arg(long, env = "NO_REGISTER")]
+    no_register: bool,
+    /// Do not serve the Swagger UI at /docs (/openapi.json stays).
+    #[arg(long, env = "NO_DOCS")]
+    no_docs: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage accounts.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UsersCommand {
+    /// Create an account; the password is read from standard input.
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "user", value_parser = ["user", "admin"])]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a signing key. It is published at once and signs after the delay,
+    /// so every instance and verifier knows it first; the old key stays
+    /// published until its tokens have expired.
+    Rotate {
+        /// Must exceed the instances' key reload interval and verifiers'
+        /// JWKS cache time (60 s).
+        #[arg(long, default_value_t = 120)]
+        activate_after_secs: i64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "login_service=info,tower_http=info,tower_jwt_auth=info".into()
+            }),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.database_url, cli.serve).await,
+        Some(Command::Users(UsersCommand::Add { email, role, name })) => {
+            let password = read_password()?;
+            let account =
+                login_service::add_user(&cli.database_url, &email, password, name, &role).await?;
+            println!("created {role} {} ({})", account.email, account.id);
+            Ok(())
+        }
+        Some(Command::Keys(KeysCommand::Rotate {
+            activate_after_secs,
+        })) => {
+            let kid = login_service::rotate_key(&cli.database_url, activate_after_secs).await?;
+            println!("added signing key {kid}; it signs in {activate_after_secs} s");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(database_url: String, args: ServeArgs) -> Result<(), BoxError> {
+    let issuer = args
+        .issuer
+        .unwrap_or_else(|| format!("http://{}", args.listen));
+    let mut config = Config::new(database_url, issuer);
+    config.audience = args.audience;
+    config.access_token_ttl = Duration::from_secs(args.access_token_ttl_secs);
+    config.refresh_token_ttl = Duration::from_secs(args.refresh_token_ttl_secs);
+    config.key_reload_interval = Duration::from_secs(args.key_reload_secs.max(1));
+    config.registration = !args.no_register;
+    config.docs = !args.no_docs;
+
+    let app = App::build(config).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        docs = !args.no_docs,
+        "login-service listening"
+    );
+    app.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// One line from stdin, without its line ending; nothing else is trimmed
+/// because spaces are valid password characters.
+fn read_password() -> Result<String, BoxError> {
+    let mut input = String::new();
+    std::io::stdin().take(4096).read_to_string(&mut input)?;
+    let password = input.lines().next().unwrap_or_default().to_owned();
+    if password.is_empty() {
+        return Err("expected the password on standard input".into());
+    }
+    Ok(password)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down; finishing in-flight requests");
+}

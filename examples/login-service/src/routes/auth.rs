@@ -1,0 +1,228 @@
+//! Registration, login, refresh, logout and the caller's claims.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tower_jwt_auth::axum::Claims;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody, Json};
+use crate::passwords;
+use crate::sessions::{AccessClaims, TokenResponse};
+use crate::throttle;
+use crate::users::{self, Account, CreateError};
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// Trimmed; compared case-insensitively.
+    #[schema(
+        example = "ada@example.com",
+        max_length = 254,
+        pattern = "^[^\\u0000]*$"
+    )]
+    pub email: String,
+    /// 8 to 128 characters, never truncated.
+    #[schema(
+        example = "correct horse battery staple",
+        min_length = 8,
+        max_length = 128
+    )]
+    pub password: String,
+    #[schema(example = "Ada Lovelace", max_length = 100, pattern = "^[^\\u0000]*$")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    #[schema(example = "correct horse battery staple")]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Token responses must not be cached (RFC 6749 §5.1).
+fn no_store(body: TokenResponse) -> Response {
+    let mut response = Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Create an account with the `user` role.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created", body = Account),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 409, description = "Email already registered", body = ErrorBody),
+        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
+        (status = 415, description = "Content type is not application/json", body = ErrorBody),
+        (status = 422, description = "Missing field, invalid email or password policy", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn register(
+    State(state): State<AppState>,
+    Json(req): Json<RegisterRequest>,
+) -> Result<(StatusCode, Json<Account>), ApiError> {
+    if let Some(name) = &req.name {
+        super::reject_nul("name", name)?;
+    }
+    match users::create(
+        &state.pool,
+        &state.hasher,
+        &req.email,
+        req.password,
+        req.name,
+        "user",
+    )
+    .await
+    {
+        Ok(account) => {
+            tracing::info!(user = %account.id, "account registered");
+            Ok((StatusCode::CREATED, Json(account)))
+        }
+        Err(CreateError::Invalid(why)) => Err(ApiError::unprocessable(why)),
+        Err(CreateError::Taken) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "email_taken",
+            "an account with this email exists",
+        )),
+        Err(CreateError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Exchange email and password for an access token and a refresh token.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Unknown email or wrong password (one answer for both)", body = ErrorBody),
+        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
+        (status = 415, description = "Content type is not application/json", body = ErrorBody),
+        (status = 422, description = "Missing field", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts for this account or address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(req): Json<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let key = users::email_key(&req.email);
+    let counters = throttle::Keys::new(&key, peer.ip());
+    if let Some(wait) = state.throttle.blocked_for(&counters).await? {
+        return Err(ApiError::too_many_attempts(wait));
+    }
+    let found = if key.contains('\0') {
+        None
+    } else {
+        users::find(&state.pool, &key).await?
+    };
+    let (subject, stored_hash) = found.unzip();
+    // An over-long password cannot be anyone's; verify a placeholder so the
+    // work stays the same and the attacker's length does not drive the cost.
+    let acceptable = req.password.chars().count() <= passwords::MAX_CHARS;
+    let candidate = if acceptable {
+        req.password
+    } else {
+        String::new()
+    };
+    let verified = state.hasher.verify(candidate, stored_hash).await && acceptable;
+
+    match subject {
+        Some(subject) if verified => {
+            state.throttle.record_success(&counters).await?;
+            let tokens = state.sessions.start(&subject).await?;
+            tracing::info!(user = %subject.id, "login succeeded");
+            Ok(no_store(tokens))
+        }
+        _ => {
+            state.throttle.record_failure(&counters).await?;
+            tracing::info!(peer = %peer.ip(), "login failed");
+            Err(ApiError::invalid_credentials())
+        }
+    }
+}
+
+/// Exchange a refresh token for a new pair. Each refresh token works once;
+/// presenting a used one revokes its whole session.
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New token pair", body = TokenResponse),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Refresh token invalid, expired, reused or revoked", body = ErrorBody),
+        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
+        (status = 415, description = "Content type is not application/json", body = ErrorBody),
+        (status = 422, description = "Missing field", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    )
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    Json(req): Json<RefreshRequest>,
+) -> Result<Response, ApiError> {
+    Ok(no_store(state.sessions.refresh(&req.refresh_token).await?))
+}
+
+/// End the session: revokes its refresh tokens and this access token.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge"))),
+        (status = 503, description = "Revocation store unavailable", body = ErrorBody),
+    )
+)]
+pub async fn logout(
+    State(state): State<AppState>,
+    Claims(claims): Claims<AccessClaims>,
+) -> Result<StatusCode, ApiError> {
+    state.sessions.logout(&claims).await?;
+    tracing::info!(user = %claims.sub, "logged out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The verified claims of the caller's access token.
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's claims", body = AccessClaims),
+        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge"))),
+        (status = 503, description = "Revocation store unavailable", body = ErrorBody),
+    )
+)]
+pub async fn me(Claims(claims): Claims<AccessClaims>) -> Json<AccessClaims> {
+    Json(claims)
+}

@@ -1,0 +1,329 @@
+//! Access tokens (signed JWTs) and refresh tokens (opaque, stored hashed,
+//! rotated on every use, grouped in families so that reuse of a rotated one
+//! revokes every descendant, RFC 9700 §4.14).
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::db::{Pool, now};
+use crate::error::ApiError;
+use crate::keys::Keys;
+
+/// The claims of an access token (RFC 9068), as issued and as `/auth/me`
+/// returns them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AccessClaims {
+    pub iss: String,
+    /// The user id.
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub client_id: String,
+    pub email: String,
+    /// Space-separated; `movies:write` for admins.
+    #[schema(example = "movies:read movies:write")]
+    pub scope: String,
+    /// The refresh-token family (login session) this token belongs to.
+    pub sid: String,
+}
+
+/// What login and refresh answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+    /// Access token lifetime in seconds.
+    #[schema(example = 900)]
+    pub expires_in: u64,
+    pub refresh_token: String,
+}
+
+/// A user as far as tokens care.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub id: String,
+    pub email: String,
+    pub role: String,
+}
+
+/// The scopes a role grants.
+pub fn scope_for(role: &str) -> &'static str {
+    match role {
+        "admin" => "movies:read movies:write",
+        _ => "movies:read",
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    pool: Pool,
+    keys: Keys,
+    issuer: String,
+    audience: String,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+}
+
+/// Refresh tokens longer than this are not ours; skip hashing them.
+const MAX_REFRESH_TOKEN_LEN: usize = 128;
+
+fn invalid_grant() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_grant",
+        "refresh token is invalid, expired or revoked",
+    )
+}
+
+impl Sessions {
+    pub fn new(
+        pool: Pool,
+        keys: Keys,
+        issuer: String,
+        audience: String,
+        access_ttl: Duration,
+        refresh_ttl: Duration,
+    ) -> Self {
+        Self {
+            pool,
+            keys,
+            issuer,
+            audience,
+            access_ttl,
+            refresh_ttl,
+        }
+    }
+
+    /// Starts a new family (a login) and returns its first token pair.
+    pub async fn start(&self, subject: &Subject) -> Result<TokenResponse, ApiError> {
+        let family = uuid::Uuid::new_v4().to_string();
+        let refresh_token = new_refresh_token();
+        let now = now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO refresh_families (id, user_id, created_at) VALUES ($1, $2, $3)")
+            .bind(&family)
+            .bind(&subject.id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        self.insert_refresh(&mut tx, &family, &refresh_token, now)
+            .await?;
+        tx.commit().await?;
+        self.pair(subject, &family, refresh_token)
+    }
+
+    /// Exchanges a refresh token for a new pair, once.
+    pub async fn refresh(&self, presented: &str) -> Result<TokenResponse, ApiError> {
+        if presented.is_empty() || presented.len() > MAX_REFRESH_TOKEN_LEN {
+            return Err(invalid_grant());
+        }
+        let hash = hash_token(presented);
+        let now = now();
+        let mut tx = self.pool.begin().await?;
+        // Claim the token first: the conditional update is the only thing
+        // that decides which of two concurrent uses wins, and on SQLite it
+        // takes the write lock before any read.
+        let claimed = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $2 \
+             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+               AND family_id IN (SELECT id FROM refresh_families WHERE revoked_at IS NULL)",
+        )
+        .bind(&hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+
+        if claimed == 0 {
+            let reused = sqlx::query(
+                "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL",
+            )
+            .bind(&hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = reused {
+                let family: String = row.try_get("family_id")?;
+                sqlx::query(
+                    "UPDATE refresh_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(&family)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                tracing::warn!(%family, "refresh token reused; family revoked");
+            }
+            return Err(invalid_grant());
+        }
+
+        let row = sqlx::query(
+            "SELECT f.id AS family_id, u.id AS user_id, u.email, u.role \
+             FROM refresh_tokens t \
+             JOIN refresh_families f ON f.id = t.family_id \
+             JOIN users u ON u.id = f.user_id \
+             WHERE t.token_hash = $1",
+        )
+        .bind(&hash)
+        .fetch_one(&mut *tx)
+        .await?;
+        let family: String = row.try_get("family_id")?;
+        let subject = Subject {
+            id: row.try_get("user_id")?,
+            email: row.try_get("email")?,
+            role: row.try_get("role")?,
+        };
+        let refresh_token = new_refresh_token();
+        self.insert_refresh(&mut tx, &family, &refresh_token, now)
+            .await?;
+        tx.commit().await?;
+        self.pair(&subject, &family, refresh_token)
+    }
+
+    /// Ends the session the access token belongs to and denies the token
+    /// itself until it expires.
+    pub async fn logout(&self, claims: &AccessClaims) -> Result<(), ApiError> {
+        let now = now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(&claims.jti)
+        .bind(claims.exp)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE refresh_families SET revoked_at = $3 \
+             WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(&claims.sid)
+        .bind(&claims.sub)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes rows that can no longer matter: expired refresh tokens and
+    /// denylist entries of expired access tokens.
+    pub async fn prune(&self) -> Result<(), sqlx::Error> {
+        let now = now();
+        sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "DELETE FROM refresh_families \
+             WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = refresh_families.id)",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_refresh(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        family: &str,
+        token: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(hash_token(token))
+        .bind(family)
+        .bind(now)
+        .bind(now + self.refresh_ttl.as_secs() as i64)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    fn pair(
+        &self,
+        subject: &Subject,
+        family: &str,
+        refresh_token: String,
+    ) -> Result<TokenResponse, ApiError> {
+        let now = now();
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: subject.id.clone(),
+            aud: self.audience.clone(),
+            exp: now + self.access_ttl.as_secs() as i64,
+            iat: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+            client_id: self.audience.clone(),
+            email: subject.email.clone(),
+            scope: scope_for(&subject.role).to_owned(),
+            sid: family.to_owned(),
+        };
+        let ring = self.keys.ring();
+        let key = ring
+            .signing_key(now)
+            .ok_or_else(|| ApiError::internal("no signing key loaded"))?;
+        let access_token = key
+            .sign_access_token(&claims)
+            .map_err(|e| ApiError::internal(format!("signing failed: {e}")))?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer".to_owned(),
+            expires_in: self.access_ttl.as_secs(),
+            refresh_token,
+        })
+    }
+}
+
+/// 256 random bits, URL-safe: unguessable, so a fast hash is enough to
+/// store it (unlike passwords, there is nothing to brute-force).
+fn new_refresh_token() -> String {
+    let mut bytes = [0u8; 32];
+    argon2::password_hash::rand_core::RngCore::fill_bytes(
+        &mut argon2::password_hash::rand_core::OsRng,
+        &mut bytes,
+    );
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn hash_token(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_are_random_and_hashes_are_stable() {
+        let a = new_refresh_token();
+        let b = new_refresh_token();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(hash_token(&a), hash_token(&a));
+        assert_ne!(hash_token(&a), hash_token(&b));
+        assert_ne!(hash_token(&a), a);
+    }
+
+    #[test]
+    fn only_admins_may_write_movies() {
+        assert!(scope_for("admin").split(' ').any(|s| s == "movies:write"));
+        assert!(!scope_for("user").split(' ').any(|s| s == "movies:write"));
+    }
+}
