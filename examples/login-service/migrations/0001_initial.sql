@@ -44,7 +44,7 @@ CREATE TABLE revoked_access_tokens (
     expires_at BIGINT NOT NULL
 );
 
--- Failed-login counters, keyed by "account:<email_key>" or "address:<ip>".
+-- Failed-login counters, keyed by "account:<digest of email>" or "address:<ip>".
 CREATE TABLE login_throttle (
     throttle_key    TEXT PRIMARY KEY,
     failures        BIGINT NOT NULL,

@@ -182,13 +182,14 @@ impl App {
     /// # Errors
     /// When accepting connections fails.
     pub async fn serve(
-        self,
+        &self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         axum::serve(
             listener,
             self.router
+                .clone()
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
@@ -287,7 +288,7 @@ fn spawn_maintenance(state: Weak<Inner>, every: std::time::Duration) {
             }
             rounds += 1;
             // Pruning is housekeeping: every 20th tick (10 min by default).
-            if rounds % 20 == 0 {
+            if rounds.is_multiple_of(20) {
                 if let Err(e) = state.sessions.prune().await {
                     tracing::warn!(error = %e, "pruning sessions failed");
                 }

@@ -3,6 +3,9 @@
 
 use std::net::IpAddr;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::config::ThrottleConfig;
@@ -22,9 +25,13 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// The account counter is keyed by a digest of the email: attempts on
+    /// unknown emails leave no plaintext address behind, and whatever the
+    /// client sent (NUL, 16 KiB) fits a TEXT key on every backend.
     pub fn new(email_key: &str, address: IpAddr) -> Self {
+        let digest = URL_SAFE_NO_PAD.encode(Sha256::digest(email_key.as_bytes()));
         Self {
-            account: format!("account:{email_key}"),
+            account: format!("account:{digest}"),
             address: format!("address:{address}"),
         }
     }

@@ -1,0 +1,215 @@
+//! The OpenAPI document served at /openapi.json against what the running
+//! router really does: every route documented, security exactly on the
+//! protected ones, documented errors in the documented shape.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Backend, Service, TestDb, cli_add_user};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery staple";
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// The routes of the service as its specification lists them, and whether
+/// each needs a bearer token.
+const ROUTES: [(&str, &str, bool); 12] = [
+    ("post", "/auth/register", false),
+    ("post", "/auth/login", false),
+    ("post", "/auth/refresh", false),
+    ("get", "/auth/me", true),
+    ("get", "/movies", false),
+    ("post", "/movies", true),
+    ("get", "/movies/{id}", false),
+    ("put", "/movies/{id}", true),
+    ("delete", "/movies/{id}", true),
+    ("get", "/.well-known/jwks.json", false),
+    ("get", "/.well-known/openid-configuration", false),
+    // Last: probing it with the token ends the session the probes use.
+    ("post", "/auth/logout", true),
+];
+
+fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS {
+            if let Some(op) = item.get(method) {
+                ops.push((method.to_owned(), path.clone(), op));
+            }
+        }
+    }
+    ops
+}
+
+async fn fetch_doc(svc: &Service) -> Value {
+    let response = svc
+        .client
+        .get(svc.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_served_route_is_documented_with_security_exactly_on_protected_ones() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let svc = Service::start(&db).await;
+    cli_add_user(&db.url, "admin@example.com", PASSWORD, "admin");
+    let admin = svc.login("admin@example.com", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let doc = fetch_doc(&svc).await;
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+
+    let documented: BTreeSet<(String, String)> = operations(&doc)
+        .into_iter()
+        .map(|(m, p, _)| (m, p))
+        .collect();
+    let expected: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    assert_eq!(documented, expected);
+
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["type"], "http");
+    assert_eq!(scheme["scheme"], "bearer");
+
+    let movie = "0b7f3c1e-4d1a-4f5e-9a51-3f0e6c2d9a01";
+    for (method, path, protected) in ROUTES {
+        let op = &doc["paths"][path][method];
+        let security = op.get("security");
+        if protected {
+            let names: Vec<&String> = security
+                .and_then(Value::as_array)
+                .unwrap_or_else(|| panic!("{method} {path} lacks security"))
+                .iter()
+                .flat_map(|req| req.as_object().unwrap().keys())
+                .collect();
+            assert_eq!(names, ["bearer"], "{method} {path}");
+            for status in ["401", "503"] {
+                assert!(
+                    op["responses"].get(status).is_some(),
+                    "{method} {path} {status}"
+                );
+            }
+        } else {
+            assert!(security.is_none(), "{method} {path} should be public");
+        }
+        if op.get("requestBody").is_some() {
+            for status in ["400", "413", "415", "422"] {
+                let response = &op["responses"][status];
+                assert_eq!(
+                    response["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{method} {path} {status}"
+                );
+            }
+        }
+
+        // The router agrees: the documented method is served, and only a
+        // token opens what the document says is protected.
+        let url = svc.url(&path.replace("{id}", movie));
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let anonymous = svc
+            .client
+            .request(method.clone(), &url)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        let status = anonymous.status();
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(
+            status == StatusCode::UNAUTHORIZED,
+            protected,
+            "{method} {path}: {status}"
+        );
+        let body: Value = anonymous.json().await.unwrap_or(Value::Null);
+        assert_ne!(
+            body["error_description"], "no such route",
+            "{method} {path}"
+        );
+        if protected {
+            let authorized = svc
+                .client
+                .request(method.clone(), &url)
+                .bearer_auth(&admin)
+                .json(&json!({"title": "Probe", "year": 2000}))
+                .send()
+                .await
+                .unwrap();
+            assert_ne!(
+                authorized.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path}"
+            );
+        }
+    }
+
+    // Methods the document does not list are not served on its paths.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS.iter().filter(|m| item.get(**m).is_none()) {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response = svc
+                .client
+                .request(method.clone(), svc.url(&path.replace("{id}", movie)))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+        }
+    }
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_is_served_offline_and_can_be_switched_off() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let svc = Service::start(&db).await;
+    let page = svc.client.get(svc.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    // Vendored assets: the page's script comes from this server.
+    let bundle = svc
+        .client
+        .get(svc.url("/docs/swagger-ui-bundle.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bundle.status(), StatusCode::OK);
+    let init = svc
+        .client
+        .get(svc.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(init.contains("/openapi.json"), "{init}");
+    svc.stop().await;
+
+    let svc = Service::start_with(&db, |c| c.docs = false).await;
+    let page = svc.client.get(svc.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(fetch_doc(&svc).await["paths"].get("/auth/login").is_some());
+    svc.stop().await;
+    db.remove().await;
+}

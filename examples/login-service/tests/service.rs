@@ -1,0 +1,760 @@
+//! End-to-end: the real service on a loopback port, driven over HTTP, on
+//! SQLite always and on PostgreSQL when `DATABASE_URL` points at one.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, Service, TestDb, cli_add_user, error_of};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+on_both_backends!(
+    session_lifecycle_register_login_me_refresh_reuse_logout,
+    emails_are_unique_case_insensitively_and_trimmed,
+    unknown_email_and_wrong_password_get_the_same_answer,
+    failed_logins_are_throttled_per_account_and_the_lockout_ends,
+    failed_logins_are_throttled_per_client_address,
+    bad_input_gets_clear_json_errors,
+    movies_are_public_to_read_and_need_movies_write_to_change,
+    tokens_verify_with_a_layer_configured_only_from_the_published_jwks,
+    key_rotation_publishes_both_keys_and_old_tokens_keep_working,
+    instances_on_one_database_share_keys_and_revocations,
+    registration_can_be_switched_off,
+);
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn claims_of(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn header_of(token: &str) -> Value {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start(&db).await;
+
+    let account = svc.register("ada@example.com", PASSWORD).await;
+    assert_eq!(account["email"], "ada@example.com");
+    let user_id = account["id"].as_str().unwrap().to_owned();
+
+    let tokens = svc.login("ada@example.com", PASSWORD).await;
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 900);
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(header_of(&access)["typ"], "at+jwt");
+    assert_eq!(header_of(&access)["alg"], "EdDSA");
+
+    let me = svc.get_bearer("/auth/me", &access).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(me["sub"], user_id.as_str());
+    assert_eq!(me["iss"], svc.base.as_str());
+    assert_eq!(me["aud"], "login-service");
+    assert_eq!(me["email"], "ada@example.com");
+    assert_eq!(me["scope"], "movies:read");
+    assert!(me["jti"].is_string());
+    assert_eq!(
+        me["exp"].as_i64().unwrap() - me["iat"].as_i64().unwrap(),
+        900
+    );
+
+    // Refresh rotates: a new pair, and the old refresh token is spent.
+    let refreshed = svc
+        .post_json("/auth/refresh", json!({"refresh_token": refresh}))
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    assert_eq!(refreshed.headers()["cache-control"], "no-store");
+    let refreshed: Value = refreshed.json().await.unwrap();
+    let refresh2 = refreshed["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(refresh2, refresh);
+    let access2 = refreshed["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims_of(&access2)["sid"], claims_of(&access)["sid"]);
+    assert_eq!(
+        svc.get_bearer("/auth/me", &access2).await.status(),
+        StatusCode::OK
+    );
+
+    // Reusing the rotated token is theft or a bug: the family dies, so
+    // even the legitimately rotated successor is refused.
+    let reused = svc
+        .post_json("/auth/refresh", json!({"refresh_token": refresh}))
+        .await;
+    let (status, body) = error_of(reused).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_grant");
+    let successor = svc
+        .post_json("/auth/refresh", json!({"refresh_token": refresh2}))
+        .await;
+    assert_eq!(successor.status(), StatusCode::UNAUTHORIZED);
+
+    // A new login, then logout: the access token is refused at once and
+    // its session's refresh token is dead.
+    let tokens = svc.login("ada@example.com", PASSWORD).await;
+    let access3 = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh3 = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let logout = svc
+        .client
+        .post(svc.url("/auth/logout"))
+        .bearer_auth(&access3)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let refused = svc.get_bearer("/auth/me", &access3).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        refused.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    let after_logout = svc
+        .post_json("/auth/refresh", json!({"refresh_token": refresh3}))
+        .await;
+    assert_eq!(after_logout.status(), StatusCode::UNAUTHORIZED);
+    // Logging out of one session leaves the others alone.
+    assert_eq!(
+        svc.get_bearer("/auth/me", &access2).await.status(),
+        StatusCode::OK
+    );
+
+    let anonymous = svc.client.get(svc.url("/auth/me")).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+async fn emails_are_unique_case_insensitively_and_trimmed(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start(&db).await;
+
+    let account = svc.register("  Grace.Hopper@Example.COM ", PASSWORD).await;
+    assert_eq!(account["email"], "Grace.Hopper@Example.COM");
+    let again = svc
+        .post_json(
+            "/auth/register",
+            json!({"email": "grace.hopper@example.com", "password": "another password"}),
+        )
+        .await;
+    let (status, body) = error_of(again).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"], "email_taken");
+
+    let tokens = svc.login(" GRACE.hopper@example.com", PASSWORD).await;
+    let claims = claims_of(tokens["access_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], account["id"]);
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+async fn unknown_email_and_wrong_password_get_the_same_answer(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start(&db).await;
+    svc.register("alan@example.com", PASSWORD).await;
+
+    let wrong = svc
+        .post_json(
+            "/auth/login",
+            json!({"email": "alan@example.com", "password": "wrong password"}),
+        )
+        .await;
+    let unknown = svc
+        .post_json(
+            "/auth/login",
+            json!({"email": "nobody@example.com", "password": "wrong password"}),
+        )
+        .await;
+    let too_long = svc
+        .post_json(
+            "/auth/login",
+            json!({"email": "alan@example.com", "password": "x".repeat(500)}),
+        )
+        .await;
+    let wrong = error_of(wrong).await;
+    assert_eq!(wrong.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.1["error"], "invalid_credentials");
+    assert_eq!(error_of(unknown).await, wrong);
+    assert_eq!(error_of(too_long).await, wrong);
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+async fn failed_logins_are_throttled_per_account_and_the_lockout_ends(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start_with(&db, |c| {
+        c.throttle.account_failures = 3;
+        c.throttle.base_lockout = Duration::from_secs(1);
+        c.throttle.max_lockout = Duration::from_secs(1);
+    })
+    .await;
+    svc.register("victim@example.com", PASSWORD).await;
+    svc.register("bystander@example.com", PASSWORD).await;
+
+    let attempt = |email: &'static str, password: &'static str| {
+        svc.post_json("/auth/login", json!({"email": email, "password": password}))
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            attempt("victim@example.com", "guess guess").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Blocked now, even with the right password (which is not checked).
+    let blocked = attempt("Victim@example.com", PASSWORD).await;
+    let retry_after: u64 = blocked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1).contains(&retry_after), "{retry_after}");
+    let (status, body) = error_of(blocked).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"], "too_many_attempts");
+
+    // Another account from the same address is unaffected.
+    assert_eq!(
+        attempt("bystander@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+
+    // The lockout is bounded: after it the owner gets in.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        attempt("victim@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+async fn failed_logins_are_throttled_per_client_address(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start_with(&db, |c| {
+        c.throttle.address_failures = 4;
+        c.throttle.account_failures = 100;
+    })
+    .await;
+    svc.register("someone@example.com", PASSWORD).await;
+
+    // Spraying one password over many accounts trips the address limit.
+    for i in 0..4 {
+        let response = svc
+            .post_json(
+                "/auth/login",
+                json!({"email": format!("user{i}@example.com"), "password": "Password1"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let blocked = svc
+        .post_json(
+            "/auth/login",
+            json!({"email": "someone@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = blocked.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+async fn bad_input_gets_clear_json_errors(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start(&db).await;
+    let post_raw = |path: &'static str, content_type: &'static str, body: Vec<u8>| {
+        svc.client
+            .post(svc.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+
+    let cases: Vec<(&str, &str, Vec<u8>, StatusCode)> = vec![
+        (
+            "/auth/login",
+            "application/json",
+            b"{\"email\":".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/auth/login",
+            "application/json",
+            b"not json".to_vec(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/auth/login",
+            "application/json",
+            b"{\"email\":\"a@b.c\"}".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/auth/login",
+            "application/json",
+            b"{\"email\":1,\"password\":2}".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/auth/login",
+            "text/plain",
+            b"{}".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "/auth/register",
+            "application/x-www-form-urlencoded",
+            b"email=a".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "/auth/refresh",
+            "application/json",
+            b"{}".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/auth/register",
+            "application/json",
+            serde_json::to_vec(
+                &json!({"email": "big@example.com", "password": "x".repeat(20 * 1024)}),
+            )
+            .unwrap(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "/auth/register",
+            "application/json",
+            serde_json::to_vec(&json!({"email": "short@example.com", "password": "seven77"}))
+                .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/auth/register",
+            "application/json",
+            serde_json::to_vec(&json!({"email": "long@example.com", "password": "x".repeat(129)}))
+                .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/auth/register",
+            "application/json",
+            serde_json::to_vec(&json!({"email": "not an email", "password": PASSWORD})).unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/auth/register",
+            "application/json",
+            serde_json::to_vec(
+                &json!({"email": "nul@example.com", "password": PASSWORD, "name": "a\u{0}b"}),
+            )
+            .unwrap(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/auth/login",
+            "application/json",
+            serde_json::to_vec(&json!({"email": "nul\u{0}@example.com", "password": PASSWORD}))
+                .unwrap(),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (path, content_type, body, expected) in cases {
+        let response = post_raw(path, content_type, body).await.unwrap();
+        let (status, error) = error_of(response).await;
+        assert_eq!(status, expected, "{path} {content_type}: {error}");
+    }
+
+    // Without any content type at all.
+    let bare = svc
+        .client
+        .post(svc.url("/auth/login"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(bare).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // Paths and queries.
+    let checks = [
+        ("/movies/not-a-uuid", StatusCode::NOT_FOUND),
+        (
+            "/movies/00000000-0000-4000-8000-000000000000",
+            StatusCode::NOT_FOUND,
+        ),
+        ("/movies/%00", StatusCode::NOT_FOUND),
+        ("/movies?limit=abc", StatusCode::BAD_REQUEST),
+        ("/movies?limit=0", StatusCode::BAD_REQUEST),
+        ("/movies?limit=101", StatusCode::BAD_REQUEST),
+        ("/no/such/route", StatusCode::NOT_FOUND),
+    ];
+    for (path, expected) in checks {
+        let response = svc.client.get(svc.url(path)).send().await.unwrap();
+        assert_eq!(error_of(response).await.0, expected, "{path}");
+    }
+    let wrong_method = svc
+        .client
+        .delete(svc.url("/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(wrong_method).await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+
+    // The service is still healthy afterwards.
+    svc.register("fine@example.com", PASSWORD).await;
+    svc.stop().await;
+    db.remove().await;
+}
+
+async fn movies_are_public_to_read_and_need_movies_write_to_change(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start(&db).await;
+    cli_add_user(&db.url, "admin@example.com", PASSWORD, "admin");
+    svc.register("reader@example.com", PASSWORD).await;
+    let admin = svc.login("ADMIN@example.com", PASSWORD).await;
+    let admin = admin["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims_of(&admin)["scope"], "movies:read movies:write");
+    let reader = svc.login("reader@example.com", PASSWORD).await;
+    let reader = reader["access_token"].as_str().unwrap().to_owned();
+
+    let listed: Vec<Value> = svc
+        .client
+        .get(svc.url("/movies"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3, "the seeded catalogue");
+    let first = listed[0]["id"].as_str().unwrap();
+    let one = svc
+        .client
+        .get(svc.url(&format!("/movies/{first}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one.status(), StatusCode::OK);
+
+    let movie = json!({"title": "Paris, Texas", "director": "Wim Wenders", "year": 1984});
+    let anonymous = svc.post_json("/movies", movie.clone()).await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    let forbidden = svc
+        .client
+        .post(svc.url("/movies"))
+        .bearer_auth(&reader)
+        .json(&movie)
+        .send()
+        .await
+        .unwrap();
+    let challenge = forbidden.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+    let (status, body) = error_of(forbidden).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "insufficient_scope");
+    for request in [
+        svc.client
+            .put(svc.url(&format!("/movies/{first}")))
+            .json(&movie),
+        svc.client.delete(svc.url(&format!("/movies/{first}"))),
+    ] {
+        let response = request.bearer_auth(&reader).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    }
+
+    let created = svc
+        .client
+        .post(svc.url("/movies"))
+        .bearer_auth(&admin)
+        .json(&movie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["title"], "Paris, Texas");
+
+    let edited = json!({"title": "Paris, Texas", "director": "Wim Wenders", "year": 1985});
+    let updated = svc
+        .client
+        .put(svc.url(&format!("/movies/{id}")))
+        .bearer_auth(&admin)
+        .json(&edited)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    let fetched: Value = svc
+        .client
+        .get(svc.url(&format!("/movies/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fetched["year"], 1985);
+
+    let invalid = svc
+        .client
+        .post(svc.url("/movies"))
+        .bearer_auth(&admin)
+        .json(&json!({"title": "", "year": 1500}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(invalid).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let deleted = svc
+        .client
+        .delete(svc.url(&format!("/movies/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let gone = svc
+        .client
+        .get(svc.url(&format!("/movies/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    let again = svc
+        .client
+        .delete(svc.url(&format!("/movies/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+/// A third-party service that knows nothing but the discovery document.
+async fn tokens_verify_with_a_layer_configured_only_from_the_published_jwks(backend: Backend) {
+    use axum::routing::get;
+    use tower_jwt_auth::{JwtAuthLayer, KeySet, KeyStore};
+
+    let db = TestDb::new(backend).await;
+    let svc = Service::start(&db).await;
+    svc.register("ext@example.com", PASSWORD).await;
+    let token = svc.login("ext@example.com", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let discovery: Value = svc
+        .client
+        .get(svc.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], svc.base.as_str());
+    let jwks_uri = discovery["jwks_uri"].as_str().unwrap();
+    let jwks = svc
+        .client
+        .get(jwks_uri)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let layer = JwtAuthLayer::<Value>::builder()
+        .key_store(KeyStore::new(KeySet::from_jwks_str(&jwks).unwrap()))
+        .issuer(discovery["issuer"].as_str().unwrap())
+        .audience("login-service")
+        .require_typ_at_jwt()
+        .build()
+        .unwrap();
+    let other = axum::Router::new()
+        .route(
+            "/whoami",
+            get(
+                |tower_jwt_auth::axum::Claims(c): tower_jwt_auth::axum::Claims<Value>| async move {
+                    c["email"].as_str().unwrap_or_default().to_owned()
+                },
+            ),
+        )
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let other_url = format!("http://{}/whoami", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, other).await });
+
+    let ok = svc.get_bearer_abs(&other_url, &token).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.text().await.unwrap(), "ext@example.com");
+
+    // Same claims, other signature: must not verify.
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut sig = parts[2].clone().into_bytes();
+    sig[5] = if sig[5] == b'A' { b'B' } else { b'A' };
+    parts[2] = String::from_utf8(sig).unwrap();
+    let forged = parts.join(".");
+    assert_eq!(
+        svc.get_bearer_abs(&other_url, &forged).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    server.abort();
+    svc.stop().await;
+    db.remove().await;
+}
+
+async fn key_rotation_publishes_both_keys_and_old_tokens_keep_working(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start(&db).await;
+    svc.register("rot@example.com", PASSWORD).await;
+    let old = svc.login("rot@example.com", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let kid = login_service::rotate_key(&db.url, 0).await.unwrap();
+    svc.app.reload_keys().await.unwrap();
+
+    let jwks: Value = svc
+        .client
+        .get(svc.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids.len(), 2, "{jwks}");
+    assert!(kids.contains(&kid.as_str()));
+    assert!(kids.contains(&header_of(&old)["kid"].as_str().unwrap()));
+
+    let new = svc.login("rot@example.com", PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(header_of(&new)["kid"], kid.as_str());
+    for token in [&old, &new] {
+        assert_eq!(
+            svc.get_bearer("/auth/me", token).await.status(),
+            StatusCode::OK
+        );
+    }
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+async fn instances_on_one_database_share_keys_and_revocations(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let a = Service::start(&db).await;
+    let b = Service::start_with(&db, |c| {
+        // Both instances are one issuer behind a load balancer.
+        c.issuer = a.base.clone();
+    })
+    .await;
+    a.register("multi@example.com", PASSWORD).await;
+    let tokens = b.login("multi@example.com", PASSWORD).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        a.get_bearer("/auth/me", &access).await.status(),
+        StatusCode::OK
+    );
+
+    let refreshed = a
+        .post_json(
+            "/auth/refresh",
+            json!({"refresh_token": tokens["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+
+    let logout = a
+        .client
+        .post(a.url("/auth/logout"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        b.get_bearer("/auth/me", &access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    a.stop().await;
+    b.stop().await;
+    db.remove().await;
+}
+
+async fn registration_can_be_switched_off(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start_with(&db, |c| c.registration = false).await;
+    let response = svc
+        .post_json(
+            "/auth/register",
+            json!({"email": "x@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(error_of(response).await.0, StatusCode::NOT_FOUND);
+    let doc: Value = svc
+        .client
+        .get(svc.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"].get("/auth/register").is_none());
+    assert!(doc["paths"].get("/auth/login").is_some());
+
+    // Operators still create accounts from the command line.
+    cli_add_user(&db.url, "op@example.com", PASSWORD, "user");
+    svc.login("op@example.com", PASSWORD).await;
+
+    svc.stop().await;
+    db.remove().await;
+}
