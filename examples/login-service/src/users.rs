@@ -34,17 +34,33 @@ impl From<sqlx::Error> for CreateError {
     }
 }
 
+/// Characters an email may not contain after trimming: controls, spaces
+/// and every other Unicode White_Space character.
+fn forbidden_in_email(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{20}' | '\u{7f}'..='\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}'
+        | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}')
+}
+
+fn trimmed(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+/// The OpenAPI `pattern` equivalent of [`normalize_email`], so generated
+/// clients and fuzzers agree with the server on what is valid.
+pub const EMAIL_PATTERN: &str = "^[ \\t\\n\\r]*[^@\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]+@[^@\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]+[ \\t\\n\\r]*$";
+
 /// Trimmed email for display and its lowercase form, the lookup key.
 pub fn normalize_email(raw: &str) -> Result<(String, String), String> {
-    let email = raw.trim();
-    let chars = email.chars().count();
-    let valid_shape = email
-        .split_once('@')
-        .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());
-    if chars > MAX_EMAIL_CHARS
-        || !valid_shape
-        || email.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    if raw.chars().count() > MAX_EMAIL_CHARS {
+        return Err(format!("email must have at most {MAX_EMAIL_CHARS} characters"));
+    }
+    let email = raw.trim_matches(trimmed);
+    let valid = email.split_once('@').is_some_and(|(local, domain)| {
+        let part_ok = |p: &str| !p.is_empty() && !p.contains('@') && !p.chars().any(forbidden_in_email);
+        part_ok(local) && part_ok(domain)
+    });
+    if !valid {
         return Err("email must look like name@domain".into());
     }
     Ok((email.to_owned(), email.to_lowercase()))
@@ -53,7 +69,7 @@ pub fn normalize_email(raw: &str) -> Result<(String, String), String> {
 /// The lookup key for an email given at login; no shape check, since a
 /// malformed email simply matches no account.
 pub fn email_key(raw: &str) -> String {
-    raw.trim().to_lowercase()
+    raw.trim_matches(trimmed).to_lowercase()
 }
 
 pub async fn create(
@@ -146,5 +162,18 @@ mod tests {
             assert!(normalize_email(bad).is_err(), "{bad:?}");
         }
         assert!(normalize_email(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn the_documented_pattern_agrees_with_the_check() {
+        // The pattern is written for ECMA/Python regex engines; check its
+        // ingredients here: same trim set, same forbidden ranges.
+        for c in ['\u{0}', ' ', '\u{7f}', '\u{a0}', '\u{2000}', '\u{3000}'] {
+            assert!(forbidden_in_email(c), "{c:?}");
+            let escaped = format!("\\u{:04x}", c as u32);
+            assert!(EMAIL_PATTERN.contains(&escaped), "{escaped}");
+        }
+        assert!(!forbidden_in_email('é'));
+        assert!(normalize_email("\t ada@example.com\r\n").is_ok());
     }
 }

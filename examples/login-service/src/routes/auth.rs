@@ -18,11 +18,12 @@ use crate::users::{self, Account, CreateError};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    /// Trimmed; compared case-insensitively.
+    /// Trimmed; compared case-insensitively. One `@` between non-empty
+    /// parts without spaces or control characters.
     #[schema(
         example = "ada@example.com",
         max_length = 254,
-        pattern = "^[^\\u0000]*$"
+        pattern = "^[ \\t\\n\\r]*[^@\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]+@[^@\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]+[ \\t\\n\\r]*$"
     )]
     pub email: String,
     /// 8 to 128 characters, never truncated.
@@ -225,4 +226,20 @@ pub async fn logout(
 )]
 pub async fn me(Claims(claims): Claims<AccessClaims>) -> Json<AccessClaims> {
     Json(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::PartialSchema;
+
+    #[test]
+    fn documented_email_pattern_is_the_one_the_server_enforces() {
+        let schema = serde_json::to_value(RegisterRequest::schema()).unwrap();
+        assert_eq!(
+            schema["properties"]["email"]["pattern"],
+            users::EMAIL_PATTERN,
+            "{schema}"
+        );
+    }
 }

@@ -37,11 +37,25 @@ pub struct MovieInput {
     #[schema(example = "Fritz Lang", max_length = 200, pattern = "^[^\\u0000]*$")]
     pub director: Option<String>,
     #[schema(example = 1927, minimum = 1888, maximum = 2100)]
+    #[serde(deserialize_with = "integral")]
     pub year: i64,
+}
+
+/// JSON Schema counts `1984.0` as an integer; serde's `i64` does not.
+fn integral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(i) = number.as_i64() {
+        return Ok(i);
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom("expected an integer")),
+    }
 }
 
 const MAX_TEXT_CHARS: usize = 200;
 const MAX_PAGE: u32 = 100;
+const MAX_OFFSET: u32 = 1_000_000;
 
 impl MovieInput {
     fn validate(&self) -> Result<(), ApiError> {
@@ -76,7 +90,7 @@ pub struct Page {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// Default 0.
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 1_000_000)]
     pub offset: Option<u32>,
 }
 
@@ -121,12 +135,20 @@ pub async fn list(
             format!("limit must be between 1 and {MAX_PAGE}"),
         ));
     }
+    let offset = page.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("offset must be at most {MAX_OFFSET}"),
+        ));
+    }
     let rows = sqlx::query(
         "SELECT id, title, director, release_year FROM movies \
          ORDER BY title, id LIMIT $1 OFFSET $2",
     )
     .bind(i64::from(limit))
-    .bind(i64::from(page.offset.unwrap_or(0)))
+    .bind(i64::from(offset))
     .fetch_all(&state.pool)
     .await?;
     let movies = rows.iter().map(movie).collect::<Result<_, _>>()?;
@@ -307,6 +329,15 @@ mod tests {
             director: director.map(Into::into),
             year,
         }
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_integers() {
+        let parse = |json: &str| serde_json::from_str::<MovieInput>(json).map(|m| m.year);
+        assert_eq!(parse(r#"{"title":"M","year":1984.0}"#).unwrap(), 1984);
+        assert_eq!(parse(r#"{"title":"M","year":1984}"#).unwrap(), 1984);
+        assert!(parse(r#"{"title":"M","year":1984.5}"#).is_err());
+        assert!(parse(r#"{"title":"M","year":"1984"}"#).is_err());
     }
 
     #[test]
