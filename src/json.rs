@@ -37,11 +37,22 @@ impl<'de> Deserialize<'de> for Str<'de> {
 /// the work linear in the document size.
 const LINEAR_LIMIT: usize = 16;
 
-/// Remembers the member names of one JSON object.
-#[derive(Default)]
+/// Remembers the member names of one JSON object, without allocating
+/// for the usual dozen.
 pub(crate) struct SeenKeys<'de> {
-    few: Vec<Cow<'de, str>>,
+    few: [Cow<'de, str>; LINEAR_LIMIT],
+    len: usize,
     many: Option<HashSet<Cow<'de, str>>>,
+}
+
+impl Default for SeenKeys<'_> {
+    fn default() -> Self {
+        SeenKeys {
+            few: std::array::from_fn(|_| Cow::Borrowed("")),
+            len: 0,
+            many: None,
+        }
+    }
 }
 
 impl<'de> SeenKeys<'de> {
@@ -50,13 +61,14 @@ impl<'de> SeenKeys<'de> {
         if let Some(many) = &mut self.many {
             return many.insert(key);
         }
-        if self.few.contains(&key) {
+        if self.few[..self.len].contains(&key) {
             return false;
         }
-        if self.few.len() < LINEAR_LIMIT {
-            self.few.push(key);
+        if self.len < LINEAR_LIMIT {
+            self.few[self.len] = key;
+            self.len += 1;
         } else {
-            let mut many: HashSet<_> = self.few.drain(..).collect();
+            let mut many: HashSet<_> = self.few.iter_mut().map(std::mem::take).collect();
             many.insert(key);
             self.many = Some(many);
         }

@@ -13,6 +13,7 @@ use jsonwebtoken::Algorithm;
 use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 
+use crate::claims;
 use crate::error::Error;
 use crate::jws;
 use crate::keys::{KeySet, KeyStore, VerifyingKey};
@@ -92,12 +93,11 @@ impl<C: DeserializeOwned> Config<C> {
         let keys = self.keys.guard();
         let verified = jws::verify(token, &keys).map_err(invalid)?;
         let payload = jws::decode(verified.compact.payload).map_err(invalid)?;
-        let registered = self
-            .rules
-            .check(&payload, verified.typ_at_jwt, validate::now())
+        let (claims, registered) =
+            claims::decode::<C>(&payload, &self.rules.required).map_err(invalid)?;
+        self.rules
+            .check(&registered, verified.typ_at_jwt, validate::now())
             .map_err(invalid)?;
-        let claims: C =
-            serde_json::from_slice(&payload).map_err(|_| invalid(Reason::ClaimsType))?;
         if !self.claim_rules.iter().all(|rule| rule(&claims)) {
             return Err(invalid(Reason::ClaimsRule));
         }

@@ -64,6 +64,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+mod claims;
 mod crypto;
 pub mod error;
 pub mod issue;

@@ -107,10 +107,10 @@ fn required_bytes(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, Error
 /// `use` must be `sig` and `key_ops`, when present, must include `verify`
 /// (RFC 7517 §4.2, §4.3): an encryption key never verifies a signature.
 fn check_intended_for_verification(jwk: &Map<String, Value>) -> Result<(), Error> {
-    if let Some(usage) = str_member(jwk, "use")? {
-        if usage != "sig" {
-            return Err(bad(format!("key is for {usage:?}, not signatures")));
-        }
+    if let Some(usage) = str_member(jwk, "use")?
+        && usage != "sig"
+    {
+        return Err(bad(format!("key is for {usage:?}, not signatures")));
     }
     if let Some(ops) = jwk.get("key_ops") {
         let ops = ops

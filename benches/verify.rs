@@ -1,0 +1,183 @@
+//! What the layer costs per request, against `jsonwebtoken::decode` alone
+//! with the same rules, measured in the same run.
+//!
+//! For each algorithm (HS256, RS256-2048, ES256, EdDSA) and a realistic
+//! 11-claim token:
+//! - `decode/ALG`: `jsonwebtoken::decode` with the same key and rules (the
+//!   baseline);
+//! - `layer/ALG`: a request through `JwtAuthLayer` around a trivial
+//!   `service_fn`, from `call` to the response;
+//! - `bare/ALG`: the same request through the bare `service_fn`, so the
+//!   layer's own cost is `layer - bare`.
+//!
+//! Requests are built outside the timed routine. Run with
+//! `cargo bench --bench verify`; BENCHMARKS.md explains the ratios.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use jsonwebtoken::{DecodingKey, Validation};
+use serde::Deserialize;
+use tower::{Service, ServiceBuilder, service_fn};
+use tower_jwt_auth::issue::SigningKey;
+use tower_jwt_auth::{Algorithm, JwtAuthLayer, VerifyingKey};
+
+const ISSUER: &str = "https://auth.example.com";
+const AUDIENCE: &str = "movies-api";
+const SECRET: &[u8] = b"benchmark-secret-0123456789abcdef0123456789";
+
+#[derive(Clone, Debug, Deserialize)]
+#[allow(dead_code)]
+struct Claims {
+    sub: String,
+    email: String,
+    name: String,
+    scope: String,
+    roles: Vec<String>,
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+struct Case {
+    alg: Algorithm,
+    token: String,
+    decoding: DecodingKey,
+    verifying: VerifyingKey,
+}
+
+fn case(alg: Algorithm) -> Case {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": ISSUER, "sub": "5f2b8c1e-3d4a-4b6c-9e7f-1a2b3c4d5e6f", "aud": AUDIENCE,
+        "exp": now + 3600, "iat": now, "nbf": now, "jti": "0b7c7b5e-6a0e-4d5f-8d9c-2f1e3a4b5c6d",
+        "email": "ada@example.com", "name": "Ada Lovelace",
+        "scope": "movies:read movies:write", "roles": ["admin", "editor"],
+    });
+    let (signing, decoding, verifying) = match alg {
+        Algorithm::HS256 => (
+            SigningKey::hmac(alg, "k", SECRET).unwrap(),
+            DecodingKey::from_secret(SECRET),
+            VerifyingKey::hmac(alg, SECRET).unwrap(),
+        ),
+        Algorithm::RS256 => (
+            SigningKey::from_pem(alg, "k", &fixture("rsa_private.pem")).unwrap(),
+            DecodingKey::from_rsa_pem(&fixture("rsa_public.pem")).unwrap(),
+            VerifyingKey::rsa_pem(alg, fixture("rsa_public.pem")).unwrap(),
+        ),
+        Algorithm::ES256 => (
+            SigningKey::from_pem(alg, "k", &fixture("ec_private.pem")).unwrap(),
+            DecodingKey::from_ec_pem(&fixture("ec_public.pem")).unwrap(),
+            VerifyingKey::ec_pem(fixture("ec_public.pem")).unwrap(),
+        ),
+        Algorithm::EdDSA => (
+            SigningKey::from_pem(alg, "k", &fixture("ed_private.pem")).unwrap(),
+            DecodingKey::from_ed_pem(&fixture("ed_public.pem")).unwrap(),
+            VerifyingKey::ed_pem(fixture("ed_public.pem")).unwrap(),
+        ),
+        other => panic!("{other:?} is not benchmarked"),
+    };
+    Case {
+        alg,
+        token: signing.sign(&claims).unwrap(),
+        decoding,
+        verifying,
+    }
+}
+
+/// The inner services complete at once; polling with a no-op waker keeps
+/// executor overhead out of the figures.
+fn run<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => unreachable!("benchmark services never wait"),
+    }
+}
+
+fn request(token: &str) -> Request<()> {
+    Request::builder()
+        .uri("/movies")
+        .header("authorization", format!("Bearer {token}"))
+        .body(())
+        .unwrap()
+}
+
+async fn echo(request: Request<()>) -> Result<Response<()>, Infallible> {
+    black_box(request.extensions().get::<Claims>().is_some());
+    Ok(Response::new(()))
+}
+
+fn bench(c: &mut Criterion) {
+    for alg in [
+        Algorithm::HS256,
+        Algorithm::RS256,
+        Algorithm::ES256,
+        Algorithm::EdDSA,
+    ] {
+        let case = case(alg);
+        let name = format!("{:?}", case.alg);
+
+        let mut validation = Validation::new(case.alg);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.validate_nbf = true;
+        validation.leeway = 30;
+        // The rules agree: both accept the token.
+        jsonwebtoken::decode::<Claims>(&case.token, &case.decoding, &validation).unwrap();
+        c.bench_function(&format!("decode/{name}"), |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<Claims>(black_box(&case.token), &case.decoding, &validation)
+                    .unwrap()
+            })
+        });
+
+        let layer = JwtAuthLayer::<Claims>::builder()
+            .key(case.verifying.clone())
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .build()
+            .unwrap();
+        let mut protected = ServiceBuilder::new().layer(layer).service(service_fn(echo));
+        assert_eq!(
+            run(protected.call(request(&case.token))).unwrap().status(),
+            200
+        );
+        c.bench_function(&format!("layer/{name}"), |b| {
+            b.iter_batched(
+                || request(&case.token),
+                |req| run(protected.call(req)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+
+        let mut bare = service_fn(echo);
+        c.bench_function(&format!("bare/{name}"), |b| {
+            b.iter_batched(
+                || request(&case.token),
+                |req| run(bare.call(req)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
