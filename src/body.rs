@@ -28,6 +28,12 @@ pin_project! {
 }
 
 impl<B> JwtAuthBody<B> {
+    /// Wraps a body, so routes outside the layer can answer with the same
+    /// body type as routes behind it (plain hyper routing).
+    pub fn new(body: B) -> Self {
+        Self::inner(body)
+    }
+
     pub(crate) fn inner(body: B) -> Self {
         JwtAuthBody {
             kind: Kind::Inner { body },

@@ -1,4 +1,13 @@
 //! Error types
+//!
+//! # Example
+//!
+//! ```
+//! use tower_jwt_auth::{Error, JwtAuthLayer};
+//!
+//! let err = JwtAuthLayer::<serde_json::Value>::builder().hs256(b"too short").build().unwrap_err();
+//! assert!(matches!(err, Error::WeakSecret { len: 9 }));
+//! ```
 
 use std::fmt;
 

@@ -19,6 +19,31 @@
 //! tonic's `Status::into_http` writes: HTTP 200, trailers-only, with
 //! `grpc-status` 16 (UNAUTHENTICATED), 7 (PERMISSION_DENIED), 3
 //! (INVALID_ARGUMENT) or 14 (UNAVAILABLE) and a `grpc-message`.
+//!
+//! # Example
+//!
+//! A custom renderer that keeps the RFC 6750 headers and adds a trace id:
+//!
+//! ```
+//! use tower_jwt_auth::{JwtAuthLayer, Reason, Rejection};
+//!
+//! let layer = JwtAuthLayer::<serde_json::Value>::builder()
+//!     .hs256(b"0123456789abcdef0123456789abcdef")
+//!     .on_rejection(|rejection: &Rejection| {
+//!         let mut response = rejection.to_http_response("movies");
+//!         response.headers_mut().insert("x-trace-id", "abc123".parse().unwrap());
+//!         response
+//!     })
+//!     .build()?;
+//!
+//! let answer = Rejection::InvalidToken(Reason::Expired).to_http_response("movies");
+//! assert_eq!(answer.status(), 401);
+//! assert_eq!(
+//!     answer.headers()["www-authenticate"],
+//!     "Bearer realm=\"movies\", error=\"invalid_token\", error_description=\"The access token is invalid or has expired\""
+//! );
+//! # Ok::<(), tower_jwt_auth::Error>(())
+//! ```
 
 use std::fmt;
 

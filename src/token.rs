@@ -5,6 +5,31 @@
 //! header or a query parameter is read only when configured, and a request
 //! carrying a token in more than one place, or more than one `Authorization`
 //! header, is refused with `400 invalid_request` (RFC 6750 §2).
+//!
+//! # Example
+//!
+//! ```
+//! use http::{Request, StatusCode};
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//! use tower_jwt_auth::JwtAuthLayer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let auth = JwtAuthLayer::<serde_json::Value>::builder()
+//!     .hs256(b"0123456789abcdef0123456789abcdef")
+//!     .token_from_cookie("access_token")
+//!     .build()?;
+//! let service = ServiceBuilder::new().layer(auth).service(service_fn(|_req: Request<()>| async {
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(()))
+//! }));
+//!
+//! let both = Request::builder()
+//!     .header("authorization", "Bearer a.b.c")
+//!     .header("cookie", "access_token=a.b.c")
+//!     .body(())?;
+//! assert_eq!(service.oneshot(both).await?.status(), StatusCode::BAD_REQUEST);
+//! # Ok(()) }
+//! ```
 
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderName, Uri};
