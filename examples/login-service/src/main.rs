@@ -46,6 +46,12 @@ struct ServeArgs {
     /// How often to re-read signing keys (to follow `keys rotate`).
     #[arg(long, env = "KEY_RELOAD_SECS", default_value_t = 30)]
     key_reload_secs: u64,
+    /// Failed logins per account before lockouts start.
+    #[arg(long, env = "LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 5)]
+    login_failures_per_account: u32,
+    /// Failed logins per client address before lockouts start.
+    #[arg(long, env = "LOGIN_FAILURES_PER_ADDRESS", default_value_t = 50)]
+    login_failures_per_address: u32,
     /// Do not serve POST /auth/register (accounts come from `users add`).
     #[arg(long, env = "NO_REGISTER")]
     no_register: bool,
@@ -129,6 +135,8 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), BoxError> {
     config.access_token_ttl = Duration::from_secs(args.access_token_ttl_secs);
     config.refresh_token_ttl = Duration::from_secs(args.refresh_token_ttl_secs);
     config.key_reload_interval = Duration::from_secs(args.key_reload_secs.max(1));
+    config.throttle.account_failures = args.login_failures_per_account;
+    config.throttle.address_failures = args.login_failures_per_address;
     config.registration = !args.no_register;
     config.docs = !args.no_docs;
 

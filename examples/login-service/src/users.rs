@@ -53,11 +53,14 @@ pub const EMAIL_PATTERN: &str = "^[ \\t\\n\\r]*[^@\\u0000-\\u0020\\u007f-\\u00a0
 /// Trimmed email for display and its lowercase form, the lookup key.
 pub fn normalize_email(raw: &str) -> Result<(String, String), String> {
     if raw.chars().count() > MAX_EMAIL_CHARS {
-        return Err(format!("email must have at most {MAX_EMAIL_CHARS} characters"));
+        return Err(format!(
+            "email must have at most {MAX_EMAIL_CHARS} characters"
+        ));
     }
     let email = raw.trim_matches(trimmed);
     let valid = email.split_once('@').is_some_and(|(local, domain)| {
-        let part_ok = |p: &str| !p.is_empty() && !p.contains('@') && !p.chars().any(forbidden_in_email);
+        let part_ok =
+            |p: &str| !p.is_empty() && !p.contains('@') && !p.chars().any(forbidden_in_email);
         part_ok(local) && part_ok(domain)
     });
     if !valid {

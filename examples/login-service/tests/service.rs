@@ -642,25 +642,35 @@ async fn tokens_verify_with_a_layer_configured_only_from_the_published_jwks(back
 
 async fn key_rotation_publishes_both_keys_and_old_tokens_keep_working(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let svc = Service::start(&db).await;
+    let svc = Service::start_with(&db, |c| {
+        c.key_reload_interval = Duration::from_millis(200);
+    })
+    .await;
     svc.register("rot@example.com", PASSWORD).await;
     let old = svc.login("rot@example.com", PASSWORD).await["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
 
+    // As `login-service keys rotate` does, from outside the running
+    // instance, which must notice by itself.
     let kid = login_service::rotate_key(&db.url, 0).await.unwrap();
-    svc.app.reload_keys().await.unwrap();
-
-    let jwks: Value = svc
-        .client
-        .get(svc.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mut jwks = Value::Null;
+    for _ in 0..50 {
+        jwks = svc
+            .client
+            .get(svc.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if jwks["keys"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()
