@@ -40,6 +40,8 @@ const LINEAR_LIMIT: usize = 16;
 /// Remembers the member names of one JSON object, without allocating
 /// for the usual dozen.
 pub(crate) struct SeenKeys<'de> {
+    /// Cheap fingerprints of `few`, compared before any string.
+    prints: [u64; LINEAR_LIMIT],
     few: [Cow<'de, str>; LINEAR_LIMIT],
     len: usize,
     many: Option<HashSet<Cow<'de, str>>>,
@@ -48,11 +50,22 @@ pub(crate) struct SeenKeys<'de> {
 impl Default for SeenKeys<'_> {
     fn default() -> Self {
         SeenKeys {
+            prints: [0; LINEAR_LIMIT],
             few: std::array::from_fn(|_| Cow::Borrowed("")),
             len: 0,
             many: None,
         }
     }
+}
+
+/// Length and first seven bytes: names that differ there (nearly all
+/// claim names do) are told apart without a string comparison.
+fn fingerprint(key: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let head = &key.as_bytes()[..key.len().min(7)];
+    bytes[..head.len()].copy_from_slice(head);
+    bytes[7] = key.len() as u8;
+    u64::from_le_bytes(bytes)
 }
 
 impl<'de> SeenKeys<'de> {
@@ -61,10 +74,16 @@ impl<'de> SeenKeys<'de> {
         if let Some(many) = &mut self.many {
             return many.insert(key);
         }
-        if self.few[..self.len].contains(&key) {
+        let print = fingerprint(&key);
+        let seen = self.prints[..self.len]
+            .iter()
+            .zip(&self.few)
+            .any(|(p, k)| *p == print && *k == key);
+        if seen {
             return false;
         }
         if self.len < LINEAR_LIMIT {
+            self.prints[self.len] = print;
             self.few[self.len] = key;
             self.len += 1;
         } else {
@@ -91,5 +110,12 @@ mod tests {
         let mut seen = SeenKeys::default();
         assert!(seen.insert(Cow::Borrowed("a")));
         assert!(!seen.insert(Cow::Borrowed("a")));
+        // Same fingerprint (length and first seven bytes), different names.
+        assert!(seen.insert(Cow::Borrowed("abcdefgX")));
+        assert!(seen.insert(Cow::Borrowed("abcdefgY")));
+        assert!(!seen.insert(Cow::Owned("abcdefgY".into())));
+        // A length of 256 wraps the length byte: still compared in full.
+        assert!(seen.insert(Cow::Owned("z".repeat(256))));
+        assert!(seen.insert(Cow::Owned("z".to_owned())));
     }
 }
