@@ -4,7 +4,7 @@
 # documented status codes, headers, content types and schemas).
 #
 # Bounded: MAX_EXAMPLES per operation (default 30) and MAX_TIME seconds per
-# phase run (default 300). Runs on a throwaway SQLite database and port.
+# run (default 120; there are two runs). Runs on a throwaway SQLite database and port.
 #   examples/login-service/scripts/schemathesis.sh
 set -euo pipefail
 
@@ -13,7 +13,7 @@ root="$(cd "$here/../../.." && pwd)"
 port="${PORT:-3901}"
 base="http://127.0.0.1:$port"
 max_examples="${MAX_EXAMPLES:-30}"
-max_time="${MAX_TIME:-300}"
+max_time="${MAX_TIME:-120}"
 venv="${SCHEMATHESIS_VENV:-$root/target/schemathesis-venv}"
 work="$(mktemp -d)"
 db="sqlite://$work/schemathesis.db"

@@ -236,6 +236,7 @@ fn auth_layer(
         .issuer(config.issuer.clone())
         .audience(config.audience.clone())
         .require_typ_at_jwt()
+        .realm("login-service")
         .revocation(revocation::DbRevocations::new(state.pool.clone()));
     match scope {
         Some(scope) => builder.require_scope(scope),

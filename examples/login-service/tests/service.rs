@@ -117,12 +117,12 @@ async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backe
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     let refused = svc.get_bearer("/auth/me", &access3).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let challenge = refused.headers()["www-authenticate"].to_str().unwrap();
     assert!(
-        refused.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("invalid_token")
+        challenge.starts_with("Bearer realm=\"login-service\""),
+        "{challenge}"
     );
+    assert!(challenge.contains("invalid_token"), "{challenge}");
     let after_logout = svc
         .post_json("/auth/refresh", json!({"refresh_token": refresh3}))
         .await;
