@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::crypto::ensure_default_installed;
 use crate::error::Error;
-use crate::keys::MIN_HMAC_SECRET_LEN;
+use crate::keys::{KeySet, MIN_HMAC_SECRET_LEN, VerifyingKey};
 
 /// A private key (or HMAC secret) with its `kid`, pinned to one algorithm.
 pub struct SigningKey {
@@ -34,6 +34,7 @@ pub struct SigningKey {
     alg: Algorithm,
     key: EncodingKey,
     public_jwk: Option<serde_json::Value>,
+    verifying: VerifyingKey,
 }
 
 impl fmt::Debug for SigningKey {
@@ -100,11 +101,14 @@ impl SigningKey {
         if secret.len() < MIN_HMAC_SECRET_LEN {
             return Err(Error::WeakSecret { len: secret.len() });
         }
+        let kid = kid.into();
+        let verifying = VerifyingKey::hmac(alg, secret)?.with_kid(kid.clone());
         Ok(SigningKey {
-            kid: kid.into(),
+            kid,
             alg,
             key: EncodingKey::from_secret(secret),
             public_jwk: None,
+            verifying,
         })
     }
 
@@ -116,11 +120,15 @@ impl SigningKey {
         jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
         let public_jwk =
             serde_json::to_value(&jwk).map_err(|e| Error::InvalidKey(e.to_string()))?;
+        // The published JWK, read back through the verifier's own JWK
+        // handling: what we publish is exactly what verifiers will load.
+        let verifying = VerifyingKey::from_jwk(&public_jwk)?;
         let key = SigningKey {
             kid,
             alg,
             key,
             public_jwk: Some(public_jwk),
+            verifying,
         };
         // A key that cannot sign should fail here, not on the first login.
         key.sign(&serde_json::json!({}))?;
@@ -135,6 +143,11 @@ impl SigningKey {
     /// The algorithm.
     pub fn algorithm(&self) -> Algorithm {
         self.alg
+    }
+
+    /// The key that verifies this key's tokens, with the same `kid`.
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.verifying
     }
 
     /// The public JWK (`kty`, curve or modulus, `kid`, `alg`, `use: sig`);
@@ -175,4 +188,50 @@ pub fn jwk_set<'a>(keys: impl IntoIterator<Item = &'a SigningKey>) -> serde_json
         .filter_map(|k| k.public_jwk.clone())
         .collect();
     serde_json::json!({ "keys": keys })
+}
+
+impl KeySet {
+    /// The verifying keys of signing keys: an issuer verifying its own
+    /// tokens needs no JWK round trip.
+    pub fn from_signing_keys<'a>(keys: impl IntoIterator<Item = &'a SigningKey>) -> Self {
+        keys.into_iter().map(|key| key.verifying.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ED_PRIVATE: &str = include_str!("../tests/fixtures/ed_private.pem");
+    const EC_PRIVATE: &str = include_str!("../tests/fixtures/ec_private.pem");
+
+    #[test]
+    fn published_keys_verify_what_they_sign() {
+        let ed = SigningKey::from_pem(Algorithm::EdDSA, "ed", ED_PRIVATE.as_bytes()).unwrap();
+        let ec = SigningKey::from_pem(Algorithm::ES256, "ec", EC_PRIVATE.as_bytes()).unwrap();
+        let hs = SigningKey::hmac(Algorithm::HS256, "hs", &[7; 32]).unwrap();
+        let jwks = KeySet::from_jwks(&jwk_set([&ed, &ec, &hs])).unwrap();
+        assert_eq!(jwks.len(), 2, "secrets are never published");
+        let own = KeySet::from_signing_keys([&ed, &ec, &hs]);
+        for key in [&ed, &ec, &hs] {
+            let token = key
+                .sign_access_token(&serde_json::json!({"sub": "x"}))
+                .unwrap();
+            assert!(own.verify_jws(&token).is_ok());
+            assert_eq!(jwks.verify_jws(&token).is_ok(), key.public_jwk().is_some());
+        }
+        let jwk = ed.public_jwk().unwrap();
+        assert_eq!(jwk["kid"], "ed");
+        assert_eq!(jwk["alg"], "EdDSA");
+        assert_eq!(jwk["use"], "sig");
+        assert!(jwk.get("d").is_none(), "no private material");
+    }
+
+    #[test]
+    fn weak_or_mismatched_keys_are_refused() {
+        assert!(SigningKey::hmac(Algorithm::HS256, "k", &[1; 31]).is_err());
+        assert!(SigningKey::hmac(Algorithm::RS256, "k", &[1; 32]).is_err());
+        assert!(SigningKey::from_pem(Algorithm::ES256, "k", ED_PRIVATE.as_bytes()).is_err());
+        assert!(SigningKey::from_pkcs8_der(Algorithm::HS256, "k", b"").is_err());
+    }
 }

@@ -217,6 +217,7 @@ impl KeySet {
     /// Verifies a compact JWS against this set and returns its decoded
     /// payload. Only the JOSE layer is checked: shape, header rules, key
     /// selection by `kid` and pinned `alg`, and the signature; no claims.
+    /// An empty payload is refused: RFC 7515 allows one, a JWT never has one.
     ///
     /// # Errors
     /// The [`Reason`] the token was refused for.

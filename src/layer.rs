@@ -91,6 +91,11 @@ impl<C: DeserializeOwned> Config<C> {
             return Err(invalid(Reason::TooLarge));
         }
         let keys = self.keys.guard();
+        // An empty store has not been loaded yet (or its source is down):
+        // that is the server's problem, not the token's (503, not 401).
+        if keys.is_empty() {
+            return Err(Rejection::Unavailable);
+        }
         let verified = jws::verify(token, &keys).map_err(invalid)?;
         let payload = jws::decode(verified.compact.payload).map_err(invalid)?;
         let (claims, registered) =

@@ -38,6 +38,9 @@ pub struct RegisteredClaims {
     pub sub: Option<String>,
     /// `jti`.
     pub jti: Option<String>,
+    /// `sid`, the OpenID Connect session id: lets a store revoke every
+    /// token of a session (or refresh-token family) at once.
+    pub sid: Option<String>,
     /// `exp`, seconds since the epoch.
     pub exp: Option<i64>,
     /// `nbf`, seconds since the epoch.
@@ -83,6 +86,7 @@ pub(crate) struct Claims<'a> {
     pub(crate) iss: Option<Cow<'a, str>>,
     pub(crate) sub: Option<Cow<'a, str>>,
     pub(crate) jti: Option<Cow<'a, str>>,
+    pub(crate) sid: Option<Cow<'a, str>>,
     aud: StrOrList<'a>,
     scope: Option<Cow<'a, str>>,
     scp: StrOrList<'a>,
@@ -96,6 +100,7 @@ impl Claims<'_> {
             iss: self.iss.as_deref().map(str::to_owned),
             sub: self.sub.as_deref().map(str::to_owned),
             jti: self.jti.as_deref().map(str::to_owned),
+            sid: self.sid.as_deref().map(str::to_owned),
             exp: self.exp,
             nbf: self.nbf,
             iat: self.iat,
@@ -391,6 +396,7 @@ pub(crate) enum Field {
     Iss,
     Sub,
     Jti,
+    Sid,
     Aud,
     Scope,
     Scp,
@@ -432,6 +438,7 @@ impl<'r, 'de> Observer<'r, 'de> {
             "iss" => Some(Field::Iss),
             "sub" => Some(Field::Sub),
             "jti" => Some(Field::Jti),
+            "sid" => Some(Field::Sid),
             "aud" => Some(Field::Aud),
             "scope" => Some(Field::Scope),
             "scp" => Some(Field::Scp),
@@ -475,12 +482,13 @@ impl<'r, 'de> Observer<'r, 'de> {
                 *slot = Some(date.seconds);
                 date.value
             }
-            Field::Iss | Field::Sub | Field::Jti | Field::Scope => {
+            Field::Iss | Field::Sub | Field::Jti | Field::Sid | Field::Scope => {
                 let Str(text) = Str::deserialize(deserializer)?;
                 let slot = match field {
                     Field::Iss => &mut claims.iss,
                     Field::Sub => &mut claims.sub,
                     Field::Jti => &mut claims.jti,
+                    Field::Sid => &mut claims.sid,
                     _ => &mut claims.scope,
                 };
                 *slot = Some(text.clone());

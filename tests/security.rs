@@ -9,10 +9,10 @@
 //! token is refused, a control shows that the same construction without the
 //! flaw is accepted, so a refusal cannot pass for the wrong reason.
 //!
-//! Item 23 (keys unavailable → 503) is not applicable to static keys: an
-//! empty key set is a configuration without keys, which the layer answers
-//! 401. It becomes testable with remote JWKS. Item 24 (refetch flood) is
-//! remote-JWKS only as well.
+//! Item 23 (keys unavailable → 503) is exercised with a key store that has
+//! no keys yet, as a store filled later (by a rotation task today, a remote
+//! JWKS source tomorrow) starts out. Item 24 (refetch flood) applies to
+//! remote JWKS only.
 
 mod common;
 
@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -37,7 +37,7 @@ use tower_jwt_auth::issue::SigningKey;
 use tower_jwt_auth::revoke::{RevocationCheck, RevocationFuture};
 use tower_jwt_auth::{
     Algorithm, BoxError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, JwtAuthBuilder, JwtAuthLayer,
-    Reason, RegisteredClaims, Rejection, VerifyingKey,
+    KeySet, KeyStore, Reason, RegisteredClaims, Rejection, VerifyingKey,
 };
 
 use common::{
@@ -1367,6 +1367,33 @@ async fn item_21_grpc_requests_get_grpc_statuses() {
 }
 
 #[tokio::test]
+async fn item_23_keys_unavailable_is_503_with_retry_after_then_recovers() {
+    let store = KeyStore::new(KeySet::default());
+    let layer = builder::<User>()
+        .key_store(store.clone())
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let token = hs256(&claims());
+
+    let reply = send(&layer, bearer(&token)).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(reply.header(RETRY_AFTER.as_str()).is_some());
+    assert_eq!(reply.header(WWW_AUTHENTICATE.as_str()), None);
+    assert_eq!(reply.json()["error_description"], UNAVAILABLE_DESCRIPTION);
+    let grpc = send(&layer, grpc(bearer(&token))).await;
+    assert_eq!(grpc.status, StatusCode::OK);
+    assert_eq!(grpc.header("grpc-status"), Some("14"));
+
+    // Once keys arrive, the same token passes: nothing was cached as bad.
+    store.replace(KeySet::new([
+        VerifyingKey::hmac(Algorithm::HS256, SECRET).unwrap()
+    ]));
+    assert_eq!(send(&layer, bearer(&token)).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn item_22_a_jwks_own_alg_use_and_key_ops_are_enforced() {
     const SECRET_ENC: &[u8] = b"encryption-key-never-for-signatures-000";
     const SECRET_WRAP: &[u8] = b"wrapping-key-never-for-signatures-00000";
@@ -2046,7 +2073,7 @@ fn assert_ignored_or_refused(reply: &Reply, case: &str) {
 }
 
 #[tokio::test]
-async fn robustness_work_is_linear_in_token_size() {
+async fn robustness_huge_payload_with_a_late_duplicate_is_refused() {
     let layer = builder::<User>()
         .hs256(SECRET)
         .max_token_len(1 << 20)
@@ -2061,36 +2088,8 @@ async fn robustness_work_is_linear_in_token_size() {
         let payload = with_members(&claims(), &format!(r#"{members}"m0000000":1"#));
         hs256_raw(HEADER, &payload)
     };
-    let (small, large) = (token_of(4 * 1024), token_of(64 * 1024));
+    // Linear scaling itself is measured by `cargo bench --bench verify`
+    // (scaling/*), not timed here.
+    let large = token_of(64 * 1024);
     assert_invalid_token(&send(&layer, bearer(&large)).await, "duplicate at the end");
-
-    // Both batches take about as long, and interleaved rounds see the same
-    // machine load; the best round of each is the least disturbed by other
-    // tests and processes.
-    const LARGE_RUNS: u32 = 8;
-    const SMALL_RUNS: u32 = 16 * LARGE_RUNS;
-    let (mut small_time, mut large_time) = (Duration::MAX, Duration::MAX);
-    for _ in 0..9 {
-        for (token, runs, best) in [
-            (&small, SMALL_RUNS, &mut small_time),
-            (&large, LARGE_RUNS, &mut large_time),
-        ] {
-            let start = Instant::now();
-            for _ in 0..runs {
-                send(&layer, bearer(token)).await;
-            }
-            *best = (*best).min(start.elapsed() / runs);
-        }
-    }
-    let size_ratio = large.len() as f64 / small.len() as f64;
-    let time_ratio = large_time.as_secs_f64() / small_time.as_secs_f64();
-    println!("{size_ratio:.1}x the bytes took {time_ratio:.1}x the time");
-    // Linear work scales with the size ratio (~15); a quadratic member
-    // check measured ~200x here. Four times the size ratio leaves room for
-    // a busy machine without letting quadratic work through.
-    assert!(
-        time_ratio < 4.0 * size_ratio,
-        "{size_ratio:.1}x the bytes took {time_ratio:.1}x the time \
-         ({small_time:?} vs {large_time:?})"
-    );
 }
