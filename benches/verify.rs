@@ -10,6 +10,10 @@
 //! - `bare/ALG`: the same request through the bare `service_fn`, so the
 //!   layer's own cost is `layer - bare`.
 //!
+//! `scaling/N` verifies HS256 tokens whose payload carries N bytes of
+//! distinct members: the time must grow linearly with N (duplicate-member
+//! detection switches from a scan to a hash set past 16 members).
+//!
 //! Requests are built outside the timed routine. Run with
 //! `cargo bench --bench verify`; BENCHMARKS.md explains the ratios.
 
@@ -179,5 +183,38 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+#[derive(Clone, Deserialize)]
+#[allow(dead_code)]
+struct Subject {
+    sub: String,
+}
+
+fn scaling(c: &mut Criterion) {
+    let key = SigningKey::hmac(Algorithm::HS256, "k", SECRET).unwrap();
+    let layer = JwtAuthLayer::<Subject>::builder()
+        .hs256(SECRET)
+        .max_token_len(1 << 20)
+        .build()
+        .unwrap();
+    let exp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    for kib in [4, 16, 64] {
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), "u".into());
+        claims.insert("exp".into(), exp.into());
+        for i in 0..kib * 1024 / 14 {
+            claims.insert(format!("m{i:07}"), 0.into());
+        }
+        let token = key.sign(&claims).unwrap();
+        layer.verify(&token).unwrap();
+        c.bench_function(&format!("scaling/{kib}KiB"), |b| {
+            b.iter(|| layer.verify(black_box(&token)).unwrap())
+        });
+    }
+}
+
+criterion_group!(benches, bench, scaling);
 criterion_main!(benches);
