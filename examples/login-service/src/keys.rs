@@ -146,8 +146,7 @@ impl Keys {
 }
 
 fn key_set(ring: &KeyRing, retention: i64) -> Result<KeySet, KeyError> {
-    let jwks = issue::jwk_set(ring.published(now(), retention));
-    KeySet::from_jwks(&jwks).map_err(|e| KeyError::Key(e.to_string()))
+    Ok(KeySet::from_signing_keys(ring.published(now(), retention)))
 }
 
 async fn load(pool: &Pool) -> Result<KeyRing, KeyError> {

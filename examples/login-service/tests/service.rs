@@ -101,6 +101,13 @@ async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backe
         .post_json("/auth/refresh", json!({"refresh_token": refresh2}))
         .await;
     assert_eq!(successor.status(), StatusCode::UNAUTHORIZED);
+    // The dead family's access tokens die with it, without waiting for exp.
+    assert_eq!(
+        svc.get_bearer("/auth/me", &access2).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let other_session = svc.login("ada@example.com", PASSWORD).await;
+    let access_other = other_session["access_token"].as_str().unwrap().to_owned();
 
     // A new login, then logout: the access token is refused at once and
     // its session's refresh token is dead.
@@ -129,7 +136,7 @@ async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backe
     assert_eq!(after_logout.status(), StatusCode::UNAUTHORIZED);
     // Logging out of one session leaves the others alone.
     assert_eq!(
-        svc.get_bearer("/auth/me", &access2).await.status(),
+        svc.get_bearer("/auth/me", &access_other).await.status(),
         StatusCode::OK
     );
 
