@@ -38,21 +38,21 @@ impl<'de> Deserialize<'de> for Str<'de> {
 const LINEAR_LIMIT: usize = 16;
 
 /// Remembers the member names of one JSON object, without allocating
-/// for the usual dozen.
+/// for the usual dozen: names borrowed from the input (no escapes) are kept
+/// as slices with a fingerprint; the rare escaped name goes to a vector.
 pub(crate) struct SeenKeys<'de> {
-    /// Cheap fingerprints of `few`, compared before any string.
-    prints: [u64; LINEAR_LIMIT],
-    few: [Cow<'de, str>; LINEAR_LIMIT],
+    few: [(u64, &'de str); LINEAR_LIMIT],
     len: usize,
+    escaped: Vec<String>,
     many: Option<HashSet<Cow<'de, str>>>,
 }
 
 impl Default for SeenKeys<'_> {
     fn default() -> Self {
         SeenKeys {
-            prints: [0; LINEAR_LIMIT],
-            few: std::array::from_fn(|_| Cow::Borrowed("")),
+            few: [(0, ""); LINEAR_LIMIT],
             len: 0,
+            escaped: Vec::new(),
             many: None,
         }
     }
@@ -61,11 +61,14 @@ impl Default for SeenKeys<'_> {
 /// Length and first seven bytes: names that differ there (nearly all
 /// claim names do) are told apart without a string comparison.
 fn fingerprint(key: &str) -> u64 {
-    let mut bytes = [0u8; 8];
-    let head = &key.as_bytes()[..key.len().min(7)];
-    bytes[..head.len()].copy_from_slice(head);
-    bytes[7] = key.len() as u8;
-    u64::from_le_bytes(bytes)
+    // Shifts rather than a copy into a buffer: a variable-length copy
+    // would be a memmove call on every member.
+    let head = key
+        .bytes()
+        .take(7)
+        .enumerate()
+        .fold(0u64, |print, (i, b)| print | u64::from(b) << (8 * i));
+    head | (key.len() as u64) << 56
 }
 
 impl<'de> SeenKeys<'de> {
@@ -75,21 +78,29 @@ impl<'de> SeenKeys<'de> {
             return many.insert(key);
         }
         let print = fingerprint(&key);
-        let seen = self.prints[..self.len]
+        let seen = self.few[..self.len]
             .iter()
-            .zip(&self.few)
-            .any(|(p, k)| *p == print && *k == key);
+            .any(|&(p, k)| p == print && k == key)
+            || self.escaped.iter().any(|k| *k == *key);
         if seen {
             return false;
         }
-        if self.len < LINEAR_LIMIT {
-            self.prints[self.len] = print;
-            self.few[self.len] = key;
-            self.len += 1;
-        } else {
-            let mut many: HashSet<_> = self.few.iter_mut().map(std::mem::take).collect();
+        if self.len + self.escaped.len() >= LINEAR_LIMIT {
+            let mut many: HashSet<Cow<'de, str>> = self.few[..self.len]
+                .iter()
+                .map(|&(_, k)| Cow::Borrowed(k))
+                .chain(self.escaped.drain(..).map(Cow::Owned))
+                .collect();
             many.insert(key);
             self.many = Some(many);
+            return true;
+        }
+        match key {
+            Cow::Borrowed(key) => {
+                self.few[self.len] = (print, key);
+                self.len += 1;
+            }
+            Cow::Owned(key) => self.escaped.push(key),
         }
         true
     }

@@ -58,6 +58,18 @@ fn decode_into(segment: &[u8], out: &mut [u8]) -> Result<usize, Reason> {
         .map_err(|_| Reason::Malformed)
 }
 
+/// Decodes into `buf` when the result fits, `None` when it does not.
+pub(crate) fn decode_small<'b>(
+    segment: &[u8],
+    buf: &'b mut [u8],
+) -> Result<Option<&'b [u8]>, Reason> {
+    if segment.len().div_ceil(4) * 3 > buf.len() {
+        return Ok(None);
+    }
+    let len = decode_into(segment, buf)?;
+    Ok(Some(&buf[..len]))
+}
+
 /// Decodes canonical unpadded base64url into a new vector.
 pub(crate) fn decode(segment: &[u8]) -> Result<Vec<u8>, Reason> {
     URL_SAFE_NO_PAD
