@@ -147,7 +147,8 @@ impl<'de> Visitor<'de> for HeaderVisitor {
             }
         }
         let header = verdict.and_then(|()| {
-            let alg = algorithm(alg.as_deref().ok_or(Reason::BadHeader)?)?;
+            let alg = algorithm_named(alg.as_deref().ok_or(Reason::BadHeader)?)
+                .ok_or(Reason::Algorithm)?;
             Ok(Header { alg, kid, typ })
         });
         Ok(HeaderVisit(header))
@@ -164,10 +165,11 @@ pub(crate) fn is_media_type(value: &str, subtype: &str) -> bool {
     bare.eq_ignore_ascii_case(subtype)
 }
 
-/// Names are case-sensitive (RFC 7518 §3.1): `none`, `None`, `nOnE`,
-/// `hs256` are all unknown here.
-fn algorithm(name: &str) -> Result<Algorithm, Reason> {
-    Ok(match name {
+/// The algorithms this crate verifies, by JOSE name. Names are
+/// case-sensitive (RFC 7518 §3.1): `none`, `None`, `nOnE`, `hs256` are all
+/// unknown here. Shared by token headers and JWKs.
+pub(crate) fn algorithm_named(name: &str) -> Option<Algorithm> {
+    Some(match name {
         "HS256" => Algorithm::HS256,
         "HS384" => Algorithm::HS384,
         "HS512" => Algorithm::HS512,
@@ -180,7 +182,7 @@ fn algorithm(name: &str) -> Result<Algorithm, Reason> {
         "ES256" => Algorithm::ES256,
         "ES384" => Algorithm::ES384,
         "EdDSA" => Algorithm::EdDSA,
-        _ => return Err(Reason::Algorithm),
+        _ => return None,
     })
 }
 

@@ -134,21 +134,7 @@ fn check_intended_for_verification(jwk: &Map<String, Value>) -> Result<(), Error
 }
 
 fn parse_alg(name: &str) -> Result<Algorithm, Error> {
-    Ok(match name {
-        "HS256" => Algorithm::HS256,
-        "HS384" => Algorithm::HS384,
-        "HS512" => Algorithm::HS512,
-        "RS256" => Algorithm::RS256,
-        "RS384" => Algorithm::RS384,
-        "RS512" => Algorithm::RS512,
-        "PS256" => Algorithm::PS256,
-        "PS384" => Algorithm::PS384,
-        "PS512" => Algorithm::PS512,
-        "ES256" => Algorithm::ES256,
-        "ES384" => Algorithm::ES384,
-        "EdDSA" => Algorithm::EdDSA,
-        other => return Err(bad(format!("unsupported \"alg\" {other:?}"))),
-    })
+    crate::jws::algorithm_named(name).ok_or_else(|| bad(format!("unsupported \"alg\" {name:?}")))
 }
 
 fn rsa(
