@@ -19,7 +19,7 @@ use std::pin::pin;
 use std::process::ExitCode;
 
 use bytes::Bytes;
-use http_body_util::{Either, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -29,7 +29,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::Value;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
-use tower_jwt_auth::JwtAuthLayer;
+use tower_jwt_auth::{JwtAuthBody, JwtAuthLayer};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -53,12 +53,13 @@ async fn run() -> Result<(), Error> {
         .layer(auth_layer()?)
         .service(service_fn(protected));
     // hyper has no router: dispatch by hand, so only `/protected` goes
-    // through the layer. The two arms have different body types, hence `Either`.
+    // through the layer. `JwtAuthBody::new` gives the open routes the same
+    // body type as the protected one.
     let app = service_fn(move |request: Request<Incoming>| {
         let protected = protected.clone();
         async move {
             Ok::<_, Infallible>(match (request.method(), request.uri().path()) {
-                (&Method::GET, "/protected") => protected.oneshot(request).await?.map(Either::Left),
+                (&Method::GET, "/protected") => protected.oneshot(request).await?,
                 (&Method::GET, "/public") => text(StatusCode::OK, "anyone may read this\n"),
                 _ => text(StatusCode::NOT_FOUND, "not found\n"),
             })
@@ -99,8 +100,8 @@ async fn protected(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, 
     Ok(response)
 }
 
-fn text<L>(status: StatusCode, body: &'static str) -> Response<Either<L, Full<Bytes>>> {
-    let mut response = Response::new(Either::Right(Full::from(body)));
+fn text(status: StatusCode, body: &'static str) -> Response<JwtAuthBody<Full<Bytes>>> {
+    let mut response = Response::new(JwtAuthBody::new(Full::from(body)));
     *response.status_mut() = status;
     response
 }
