@@ -81,6 +81,8 @@ impl std::ops::Deref for AppState {
         description = "Email + password in, EdDSA-signed access tokens out. \
             Log in with `POST /auth/login`, press **Authorize** and paste the `access_token`.",
     ),
+    // Shared response sets refer to it without registering it.
+    components(schemas(error::ErrorBody)),
     modifiers(&BearerScheme),
     tags(
         (name = "auth", description = "Accounts and tokens"),

@@ -44,12 +44,7 @@ fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
 }
 
 async fn fetch_doc(svc: &Service) -> Value {
-    let response = svc
-        .client
-        .get(svc.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap();
+    let response = svc.get("/openapi.json").await;
     assert_eq!(response.status(), StatusCode::OK);
     response.json().await.unwrap()
 }
@@ -59,10 +54,7 @@ async fn every_served_route_is_documented_with_security_exactly_on_protected_one
     let db = TestDb::new(Backend::Sqlite).await;
     let svc = Service::start(&db).await;
     cli_add_user(&db.url, "admin@example.com", PASSWORD, "admin");
-    let admin = svc.login("admin@example.com", PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let admin = svc.access_token("admin@example.com", PASSWORD).await;
     let doc = fetch_doc(&svc).await;
     assert!(
         doc["openapi"].as_str().unwrap().starts_with("3.1"),
@@ -182,32 +174,20 @@ async fn every_served_route_is_documented_with_security_exactly_on_protected_one
 async fn swagger_ui_is_served_offline_and_can_be_switched_off() {
     let db = TestDb::new(Backend::Sqlite).await;
     let svc = Service::start(&db).await;
-    let page = svc.client.get(svc.url("/docs/")).send().await.unwrap();
+    let page = svc.get("/docs/").await;
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "{html}");
     // Vendored assets: the page's script comes from this server.
-    let bundle = svc
-        .client
-        .get(svc.url("/docs/swagger-ui-bundle.js"))
-        .send()
-        .await
-        .unwrap();
+    let bundle = svc.get("/docs/swagger-ui-bundle.js").await;
     assert_eq!(bundle.status(), StatusCode::OK);
-    let init = svc
-        .client
-        .get(svc.url("/docs/swagger-initializer.js"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let init = svc.get("/docs/swagger-initializer.js").await;
+    let init = init.text().await.unwrap();
     assert!(init.contains("/openapi.json"), "{init}");
     svc.stop().await;
 
     let svc = Service::start_with(&db, |c| c.docs = false).await;
-    let page = svc.client.get(svc.url("/docs/")).send().await.unwrap();
+    let page = svc.get("/docs/").await;
     assert_eq!(page.status(), StatusCode::NOT_FOUND);
     assert!(fetch_doc(&svc).await["paths"].get("/auth/login").is_some());
     svc.stop().await;

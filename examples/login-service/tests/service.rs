@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Backend, Service, TestDb, cli_add_user, error_of};
-use reqwest::StatusCode;
+use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 on_both_backends!(
@@ -25,22 +25,30 @@ on_both_backends!(
 
 const PASSWORD: &str = "correct horse battery staple";
 
-fn claims_of(token: &str) -> Value {
+/// The JSON in part `index` of a compact JWT: 0 the header, 1 the claims.
+fn token_part(token: &str, index: usize) -> Value {
     use base64::Engine;
-    let payload = token.split('.').nth(1).unwrap();
+    let part = token.split('.').nth(index).unwrap();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
+        .decode(part)
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
 
+fn claims_of(token: &str) -> Value {
+    token_part(token, 1)
+}
+
 fn header_of(token: &str) -> Value {
-    use base64::Engine;
-    let header = token.split('.').next().unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
+    token_part(token, 0)
+}
+
+fn retry_after_of(response: &Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backend) {
@@ -106,8 +114,7 @@ async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backe
         svc.get_bearer("/auth/me", &access2).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let other_session = svc.login("ada@example.com", PASSWORD).await;
-    let access_other = other_session["access_token"].as_str().unwrap().to_owned();
+    let access_other = svc.access_token("ada@example.com", PASSWORD).await;
 
     // A new login, then logout: the access token is refused at once and
     // its session's refresh token is dead.
@@ -115,12 +122,8 @@ async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backe
     let access3 = tokens["access_token"].as_str().unwrap().to_owned();
     let refresh3 = tokens["refresh_token"].as_str().unwrap().to_owned();
     let logout = svc
-        .client
-        .post(svc.url("/auth/logout"))
-        .bearer_auth(&access3)
-        .send()
-        .await
-        .unwrap();
+        .call_bearer(Method::POST, "/auth/logout", &access3, None)
+        .await;
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     let refused = svc.get_bearer("/auth/me", &access3).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
@@ -140,7 +143,7 @@ async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backe
         StatusCode::OK
     );
 
-    let anonymous = svc.client.get(svc.url("/auth/me")).send().await.unwrap();
+    let anonymous = svc.get("/auth/me").await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
     svc.stop().await;
@@ -226,11 +229,7 @@ async fn failed_logins_are_throttled_per_account_and_the_lockout_ends(backend: B
     }
     // Blocked now, even with the right password (which is not checked).
     let blocked = attempt("Victim@example.com", PASSWORD).await;
-    let retry_after: u64 = blocked.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after_of(&blocked);
     assert!((1..=1).contains(&retry_after), "{retry_after}");
     let (status, body) = error_of(blocked).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
@@ -279,11 +278,7 @@ async fn failed_logins_are_throttled_per_client_address(backend: Backend) {
         )
         .await;
     assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = blocked.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry_after = retry_after_of(&blocked);
     assert!((1..=30).contains(&retry_after), "{retry_after}");
 
     svc.stop().await;
@@ -420,8 +415,7 @@ async fn bad_input_gets_clear_json_errors(backend: Backend) {
         ("/no/such/route", StatusCode::NOT_FOUND),
     ];
     for (path, expected) in checks {
-        let response = svc.client.get(svc.url(path)).send().await.unwrap();
-        assert_eq!(error_of(response).await.0, expected, "{path}");
+        assert_eq!(error_of(svc.get(path).await).await.0, expected, "{path}");
     }
     let wrong_method = svc
         .client
@@ -445,29 +439,14 @@ async fn movies_are_public_to_read_and_need_movies_write_to_change(backend: Back
     let svc = Service::start(&db).await;
     cli_add_user(&db.url, "admin@example.com", PASSWORD, "admin");
     svc.register("reader@example.com", PASSWORD).await;
-    let admin = svc.login("ADMIN@example.com", PASSWORD).await;
-    let admin = admin["access_token"].as_str().unwrap().to_owned();
+    let admin = svc.access_token("ADMIN@example.com", PASSWORD).await;
     assert_eq!(claims_of(&admin)["scope"], "movies:read movies:write");
-    let reader = svc.login("reader@example.com", PASSWORD).await;
-    let reader = reader["access_token"].as_str().unwrap().to_owned();
+    let reader = svc.access_token("reader@example.com", PASSWORD).await;
 
-    let listed: Vec<Value> = svc
-        .client
-        .get(svc.url("/movies"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Vec<Value> = svc.get_json("/movies").await;
     assert_eq!(listed.len(), 3, "the seeded catalogue");
-    let first = listed[0]["id"].as_str().unwrap();
-    let one = svc
-        .client
-        .get(svc.url(&format!("/movies/{first}")))
-        .send()
-        .await
-        .unwrap();
+    let existing = format!("/movies/{}", listed[0]["id"].as_str().unwrap());
+    let one = svc.get(&existing).await;
     assert_eq!(one.status(), StatusCode::OK);
 
     let movie = json!({"title": "Paris, Texas", "director": "Wim Wenders", "year": 1984});
@@ -475,13 +454,8 @@ async fn movies_are_public_to_read_and_need_movies_write_to_change(backend: Back
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
     let forbidden = svc
-        .client
-        .post(svc.url("/movies"))
-        .bearer_auth(&reader)
-        .json(&movie)
-        .send()
-        .await
-        .unwrap();
+        .call_bearer(Method::POST, "/movies", &reader, Some(&movie))
+        .await;
     let challenge = forbidden.headers()["www-authenticate"]
         .to_str()
         .unwrap()
@@ -490,82 +464,38 @@ async fn movies_are_public_to_read_and_need_movies_write_to_change(backend: Back
     let (status, body) = error_of(forbidden).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"], "insufficient_scope");
-    for request in [
-        svc.client
-            .put(svc.url(&format!("/movies/{first}")))
-            .json(&movie),
-        svc.client.delete(svc.url(&format!("/movies/{first}"))),
-    ] {
-        let response = request.bearer_auth(&reader).send().await.unwrap();
+    for (method, body) in [(Method::PUT, Some(&movie)), (Method::DELETE, None)] {
+        let response = svc.call_bearer(method, &existing, &reader, body).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
     }
 
     let created = svc
-        .client
-        .post(svc.url("/movies"))
-        .bearer_auth(&admin)
-        .json(&movie)
-        .send()
-        .await
-        .unwrap();
+        .call_bearer(Method::POST, "/movies", &admin, Some(&movie))
+        .await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let created: Value = created.json().await.unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/movies/{}", created["id"].as_str().unwrap());
     assert_eq!(created["title"], "Paris, Texas");
 
     let edited = json!({"title": "Paris, Texas", "director": "Wim Wenders", "year": 1985});
     let updated = svc
-        .client
-        .put(svc.url(&format!("/movies/{id}")))
-        .bearer_auth(&admin)
-        .json(&edited)
-        .send()
-        .await
-        .unwrap();
+        .call_bearer(Method::PUT, &path, &admin, Some(&edited))
+        .await;
     assert_eq!(updated.status(), StatusCode::OK);
-    let fetched: Value = svc
-        .client
-        .get(svc.url(&format!("/movies/{id}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let fetched: Value = svc.get_json(&path).await;
     assert_eq!(fetched["year"], 1985);
 
+    let bad_movie = json!({"title": "", "year": 1500});
     let invalid = svc
-        .client
-        .post(svc.url("/movies"))
-        .bearer_auth(&admin)
-        .json(&json!({"title": "", "year": 1500}))
-        .send()
-        .await
-        .unwrap();
+        .call_bearer(Method::POST, "/movies", &admin, Some(&bad_movie))
+        .await;
     assert_eq!(error_of(invalid).await.0, StatusCode::UNPROCESSABLE_ENTITY);
 
-    let deleted = svc
-        .client
-        .delete(svc.url(&format!("/movies/{id}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let deleted = svc.call_bearer(Method::DELETE, &path, &admin, None).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    let gone = svc
-        .client
-        .get(svc.url(&format!("/movies/{id}")))
-        .send()
-        .await
-        .unwrap();
+    let gone = svc.get(&path).await;
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
-    let again = svc
-        .client
-        .delete(svc.url(&format!("/movies/{id}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let again = svc.call_bearer(Method::DELETE, &path, &admin, None).await;
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
 
     svc.stop().await;
@@ -580,20 +510,9 @@ async fn tokens_verify_with_a_layer_configured_only_from_the_published_jwks(back
     let db = TestDb::new(backend).await;
     let svc = Service::start(&db).await;
     svc.register("ext@example.com", PASSWORD).await;
-    let token = svc.login("ext@example.com", PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = svc.access_token("ext@example.com", PASSWORD).await;
 
-    let discovery: Value = svc
-        .client
-        .get(svc.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let discovery: Value = svc.get_json("/.well-known/openid-configuration").await;
     assert_eq!(discovery["issuer"], svc.base.as_str());
     let jwks_uri = discovery["jwks_uri"].as_str().unwrap();
     let jwks = svc
@@ -654,25 +573,14 @@ async fn key_rotation_publishes_both_keys_and_old_tokens_keep_working(backend: B
     })
     .await;
     svc.register("rot@example.com", PASSWORD).await;
-    let old = svc.login("rot@example.com", PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let old = svc.access_token("rot@example.com", PASSWORD).await;
 
     // As `login-service keys rotate` does, from outside the running
     // instance, which must notice by itself.
     let kid = login_service::rotate_key(&db.url, 0).await.unwrap();
     let mut jwks = Value::Null;
     for _ in 0..50 {
-        jwks = svc
-            .client
-            .get(svc.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        jwks = svc.get_json("/.well-known/jwks.json").await;
         if jwks["keys"].as_array().unwrap().len() == 2 {
             break;
         }
@@ -688,10 +596,7 @@ async fn key_rotation_publishes_both_keys_and_old_tokens_keep_working(backend: B
     assert!(kids.contains(&kid.as_str()));
     assert!(kids.contains(&header_of(&old)["kid"].as_str().unwrap()));
 
-    let new = svc.login("rot@example.com", PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let new = svc.access_token("rot@example.com", PASSWORD).await;
     assert_eq!(header_of(&new)["kid"], kid.as_str());
     for token in [&old, &new] {
         assert_eq!(
@@ -729,12 +634,8 @@ async fn instances_on_one_database_share_keys_and_revocations(backend: Backend) 
     assert_eq!(refreshed.status(), StatusCode::OK);
 
     let logout = a
-        .client
-        .post(a.url("/auth/logout"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+        .call_bearer(Method::POST, "/auth/logout", &access, None)
+        .await;
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         b.get_bearer("/auth/me", &access).await.status(),
@@ -756,15 +657,7 @@ async fn registration_can_be_switched_off(backend: Backend) {
         )
         .await;
     assert_eq!(error_of(response).await.0, StatusCode::NOT_FOUND);
-    let doc: Value = svc
-        .client
-        .get(svc.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = svc.get_json("/openapi.json").await;
     assert!(doc["paths"].get("/auth/register").is_none());
     assert!(doc["paths"].get("/auth/login").is_some());
 

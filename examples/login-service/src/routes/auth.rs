@@ -9,6 +9,7 @@ use serde::Deserialize;
 use tower_jwt_auth::axum::Claims;
 use utoipa::ToSchema;
 
+use super::responses::{BearerRejection, JsonBodyRejections};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, Json};
 use crate::passwords;
@@ -67,10 +68,8 @@ fn no_store(body: TokenResponse) -> Response {
     request_body = RegisterRequest,
     responses(
         (status = 201, description = "Account created", body = Account),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        JsonBodyRejections,
         (status = 409, description = "Email already registered", body = ErrorBody),
-        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
-        (status = 415, description = "Content type is not application/json", body = ErrorBody),
         (status = 422, description = "Missing field, invalid email or password policy", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
@@ -114,10 +113,8 @@ pub async fn register(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        JsonBodyRejections,
         (status = 401, description = "Unknown email or wrong password (one answer for both)", body = ErrorBody),
-        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
-        (status = 415, description = "Content type is not application/json", body = ErrorBody),
         (status = 422, description = "Missing field", body = ErrorBody),
         (status = 429, description = "Too many failed attempts for this account or address", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -174,10 +171,8 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New token pair", body = TokenResponse),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        JsonBodyRejections,
         (status = 401, description = "Refresh token invalid, expired, reused or revoked", body = ErrorBody),
-        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
-        (status = 415, description = "Content type is not application/json", body = ErrorBody),
         (status = 422, description = "Missing field", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
@@ -197,8 +192,7 @@ pub async fn refresh(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out"),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge"))),
+        BearerRejection,
         (status = 503, description = "Revocation store unavailable", body = ErrorBody),
     )
 )]
@@ -219,8 +213,7 @@ pub async fn logout(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's claims", body = AccessClaims),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge"))),
+        BearerRejection,
         (status = 503, description = "Revocation store unavailable", body = ErrorBody),
     )
 )]

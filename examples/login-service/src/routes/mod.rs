@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod discovery;
 pub mod movies;
+mod responses;
 
 use crate::error::ApiError;
 

@@ -9,6 +9,7 @@ use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
 
 use super::reject_nul;
+use super::responses::{BearerRejection, JsonBodyRejections, MoviesWriteRejection};
 use crate::AppState;
 use crate::db::now;
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
@@ -129,19 +130,15 @@ pub async fn list(
 ) -> Result<Json<Vec<Movie>>, ApiError> {
     let limit = page.limit.unwrap_or(50);
     if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("limit must be between 1 and {MAX_PAGE}"),
-        ));
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
     }
     let offset = page.offset.unwrap_or(0);
     if offset > MAX_OFFSET {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("offset must be at most {MAX_OFFSET}"),
-        ));
+        return Err(ApiError::bad_request(format!(
+            "offset must be at most {MAX_OFFSET}"
+        )));
     }
     let rows = sqlx::query(
         "SELECT id, title, director, release_year FROM movies \
@@ -189,13 +186,9 @@ pub async fn get_one(
     request_body = MovieInput,
     responses(
         (status = 201, description = "Created", body = Movie),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge"))),
-        (status = 403, description = "Token lacks scope movies:write", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "RFC 6750 insufficient_scope challenge"))),
-        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
-        (status = 415, description = "Content type is not application/json", body = ErrorBody),
+        JsonBodyRejections,
+        BearerRejection,
+        MoviesWriteRejection,
         (status = 422, description = "Missing or invalid field", body = ErrorBody),
         (status = 503, description = "Database or revocation store unavailable", body = ErrorBody),
     )
@@ -244,14 +237,10 @@ pub async fn create(
     request_body = MovieInput,
     responses(
         (status = 200, description = "Updated", body = Movie),
-        (status = 400, description = "Malformed JSON", body = ErrorBody),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge"))),
-        (status = 403, description = "Token lacks scope movies:write", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "RFC 6750 insufficient_scope challenge"))),
+        JsonBodyRejections,
+        BearerRejection,
+        MoviesWriteRejection,
         (status = 404, description = "No such movie", body = ErrorBody),
-        (status = 413, description = "Body larger than 16 KiB", body = ErrorBody),
-        (status = 415, description = "Content type is not application/json", body = ErrorBody),
         (status = 422, description = "Missing or invalid field", body = ErrorBody),
         (status = 503, description = "Database or revocation store unavailable", body = ErrorBody),
     )
@@ -295,10 +284,8 @@ pub async fn update(
     params(("id" = String, Path, description = "Movie id (UUID)")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing, invalid, expired or revoked access token", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge"))),
-        (status = 403, description = "Token lacks scope movies:write", body = ErrorBody,
-            headers(("WWW-Authenticate" = String, description = "RFC 6750 insufficient_scope challenge"))),
+        BearerRejection,
+        MoviesWriteRejection,
         (status = 404, description = "No such movie", body = ErrorBody),
         (status = 503, description = "Database or revocation store unavailable", body = ErrorBody),
     )

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use login_service::{App, Config};
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, Method, Response, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -221,13 +222,36 @@ impl Service {
             .unwrap()
     }
 
+    /// A GET without credentials.
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// A GET without credentials, answered with JSON (status unchecked).
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> T {
+        self.get(path).await.json().await.unwrap()
+    }
+
     pub async fn get_bearer(&self, path: &str, token: &str) -> Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
+        self.call_bearer(Method::GET, path, token, None).await
+    }
+
+    /// `method path` with a bearer token and, if given, a JSON body.
+    pub async fn call_bearer(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap()
     }
 
     pub async fn get_bearer_abs(&self, url: &str, token: &str) -> Response {
@@ -257,6 +281,12 @@ impl Service {
             .await;
         assert_eq!(response.status(), StatusCode::OK, "login of {email}");
         response.json().await.unwrap()
+    }
+
+    /// Logs in and returns just the access token.
+    pub async fn access_token(&self, email: &str, password: &str) -> String {
+        let tokens = self.login(email, password).await;
+        tokens["access_token"].as_str().unwrap().to_owned()
     }
 }
 
