@@ -197,11 +197,20 @@ pub(crate) struct Verified<'a> {
 /// claims is looked at before the signature holds.
 pub(crate) fn verify<'a>(token: &'a [u8], keys: &KeySet) -> Result<Verified<'a>, Reason> {
     let compact = split(token)?;
-    let mut buf = [0u8; MAX_HEADER_LEN];
     if compact.header.len() > MAX_HEADER_LEN / 3 * 4 {
         return Err(Reason::BadHeader);
     }
-    let len = decode_into(compact.header, &mut buf)?;
+    // Most headers are a few dozen bytes: a small buffer to clear, and
+    // the full-size one only for the rest.
+    let mut small = [0u8; 128];
+    let mut full;
+    let buf: &mut [u8] = if compact.header.len().div_ceil(4) * 3 <= small.len() {
+        &mut small
+    } else {
+        full = [0u8; MAX_HEADER_LEN];
+        &mut full
+    };
+    let len = decode_into(compact.header, buf)?;
     let header = parse_header(&buf[..len])?;
     let signature = decode(compact.signature)?;
     let mut candidates = keys.find(header.kid.as_deref(), header.alg).peekable();

@@ -408,6 +408,7 @@ pub(crate) enum Field {
 /// deserialization ([`crate::claims`]), so both share one set of rules.
 pub(crate) struct Observer<'r, 'de> {
     required: &'r [String],
+    registered_seen: u16,
     seen: SeenKeys<'de>,
     pub(crate) claims: Claims<'de>,
     /// The first problem found; reported once the object has been read.
@@ -418,6 +419,7 @@ impl<'r, 'de> Observer<'r, 'de> {
     pub(crate) fn new(required: &'r [String]) -> Self {
         Observer {
             required,
+            registered_seen: 0,
             seen: SeenKeys::default(),
             claims: Claims::default(),
             problem: None,
@@ -444,7 +446,18 @@ impl<'r, 'de> Observer<'r, 'de> {
             "scp" => Some(Field::Scp),
             _ => None,
         };
-        if !self.seen.insert(key) {
+        // Registered names are told apart by a bit each; only the others
+        // need the general detector.
+        let fresh = match field {
+            Some(field) => {
+                let bit = 1u16 << field as u16;
+                let fresh = self.registered_seen & bit == 0;
+                self.registered_seen |= bit;
+                fresh
+            }
+            None => self.seen.insert(key),
+        };
+        if !fresh {
             self.problem.get_or_insert(Reason::DuplicateMember);
         }
         field
