@@ -10,7 +10,7 @@
 //! `$TOKEN` is an HS256 token signed with `JWT_SECRET` carrying that `iss`,
 //! `aud` and an `exp`. To verify tokens signed with a private key instead
 //! (the companion login service's, say), set `JWT_PUBLIC_KEY_FILE` to the
-//! RS256, ES256 or EdDSA public key PEM in place of `JWT_SECRET`. `LISTEN`
+//! RS256, ES256 or EdDSA public key (PEM or DER) in place of `JWT_SECRET`. `LISTEN`
 //! changes the address; `RUST_LOG=tower_jwt_auth=debug` logs why a token was
 //! refused.
 
@@ -68,9 +68,7 @@ async fn protected(Claims(claims): Claims<Value>) -> Json<Value> {
 fn auth_layer() -> Result<JwtAuthLayer<Value>, Error> {
     let builder = match (var("JWT_SECRET")?, var("JWT_PUBLIC_KEY_FILE")?) {
         (Some(secret), None) => JwtAuthLayer::builder().hs256(secret),
-        (None, Some(path)) => JwtAuthLayer::builder().public_key_pem(
-            std::fs::read(&path).map_err(|err| format!("JWT_PUBLIC_KEY_FILE={path}: {err}"))?,
-        ),
+        (None, Some(path)) => JwtAuthLayer::builder().public_key_file(path),
         _ => return Err("set exactly one of JWT_SECRET and JWT_PUBLIC_KEY_FILE".into()),
     };
     let issuer = var("JWT_ISSUER")?.ok_or("JWT_ISSUER is not set")?;

@@ -12,7 +12,7 @@
 //! `health.proto` ships in the `tonic-health` crate (`proto/health.proto`).
 //! `$TOKEN` is an HS256 token signed with `JWT_SECRET` carrying that `iss`,
 //! `aud` and an `exp`; `JWT_PUBLIC_KEY_FILE` (an RS256, ES256 or EdDSA
-//! public key PEM) replaces `JWT_SECRET` for tokens signed with a private
+//! public key, PEM or DER) replaces `JWT_SECRET` for tokens signed with a private
 //! key. `LISTEN` changes the address; `RUST_LOG=info` shows who called,
 //! `RUST_LOG=tower_jwt_auth=debug` why a token was refused.
 
@@ -80,9 +80,7 @@ async fn run() -> Result<(), Error> {
 fn auth_layer() -> Result<JwtAuthLayer<Claims>, Error> {
     let builder = match (var("JWT_SECRET")?, var("JWT_PUBLIC_KEY_FILE")?) {
         (Some(secret), None) => JwtAuthLayer::builder().hs256(secret),
-        (None, Some(path)) => JwtAuthLayer::builder().public_key_pem(
-            std::fs::read(&path).map_err(|err| format!("JWT_PUBLIC_KEY_FILE={path}: {err}"))?,
-        ),
+        (None, Some(path)) => JwtAuthLayer::builder().public_key_file(path),
         _ => return Err("set exactly one of JWT_SECRET and JWT_PUBLIC_KEY_FILE".into()),
     };
     let issuer = var("JWT_ISSUER")?.ok_or("JWT_ISSUER is not set")?;

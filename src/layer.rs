@@ -305,9 +305,24 @@ where
         self.add(VerifyingKey::public_key_pem(pem))
     }
 
+    /// Adds a public key file (PEM or SPKI DER), algorithm inferred (RSA →
+    /// RS256).
+    pub fn public_key_file(self, path: impl AsRef<std::path::Path>) -> Self {
+        self.add(VerifyingKey::public_key_file(path))
+    }
+
+    /// Adds every usable key of a JWK set file.
+    pub fn jwks_file(self, path: impl AsRef<std::path::Path>) -> Self {
+        self.add_set(KeySet::from_jwks_file(path))
+    }
+
     /// Adds every usable key of a JWK set document.
-    pub fn jwks_str(mut self, json: &str) -> Self {
-        match KeySet::from_jwks_str(json) {
+    pub fn jwks_str(self, json: &str) -> Self {
+        self.add_set(KeySet::from_jwks_str(json))
+    }
+
+    fn add_set(mut self, set: Result<KeySet, Error>) -> Self {
+        match set {
             Ok(set) => self.keys.extend(set.keys().iter().cloned()),
             Err(err) => {
                 self.error.get_or_insert(err);

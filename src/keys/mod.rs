@@ -27,6 +27,7 @@ mod cache;
 mod jwk;
 
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -168,6 +169,35 @@ impl VerifyingKey {
             })
     }
 
+    /// Any public key in SubjectPublicKeyInfo DER (what `openssl pkey
+    /// -pubout -outform DER` writes): RSA (RS256), EC P-256/P-384 or
+    /// Ed25519, inferred as for [`VerifyingKey::public_key_pem`]. For PKCS#1
+    /// RSA DER use [`VerifyingKey::rsa_der`].
+    ///
+    /// # Errors
+    /// When the DER is none of those.
+    pub fn public_key_der(der: impl AsRef<[u8]>) -> Result<Self, Error> {
+        // jsonwebtoken's DER constructors take raw key material (PKCS#1,
+        // SEC1 points); its PEM parser reads SPKI. PEM is base64 DER.
+        Self::public_key_pem(spki_pem(der.as_ref()))
+    }
+
+    /// A public key file, PEM or SPKI DER, algorithm inferred (RSA →
+    /// RS256; see [`VerifyingKey::public_key_pem`]).
+    ///
+    /// # Errors
+    /// When the file cannot be read or holds no supported public key.
+    pub fn public_key_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let bytes = read(path)?;
+        if bytes.starts_with(b"-----BEGIN") {
+            Self::public_key_pem(&bytes)
+        } else {
+            Self::public_key_der(&bytes)
+        }
+        .map_err(|err| Error::InvalidKey(format!("{}: {err}", path.display())))
+    }
+
     /// One JWK (a JSON object), with its `alg`, `use` and `key_ops` enforced.
     ///
     /// # Errors
@@ -197,6 +227,22 @@ impl VerifyingKey {
     pub(crate) fn verify(&self, message: &[u8], signature: &Vec<u8>) -> bool {
         cache::verify(self.id, self.alg, &self.key, message, signature)
     }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|err| Error::Config(format!("{}: {err}", path.display())))
+}
+
+fn spki_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    pem
 }
 
 fn invalid(err: jsonwebtoken::errors::Error) -> Error {
@@ -239,6 +285,17 @@ impl KeySet {
         let value: serde_json::Value =
             serde_json::from_str(json).map_err(|e| Error::InvalidJwk(e.to_string()))?;
         Self::from_jwks(&value)
+    }
+
+    /// Like [`KeySet::from_jwks_str`], from a file.
+    ///
+    /// # Errors
+    /// The file cannot be read, or as for [`KeySet::from_jwks_str`].
+    pub fn from_jwks_file(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let text = String::from_utf8(read(path)?)
+            .map_err(|_| Error::InvalidJwk(format!("{}: not UTF-8", path.display())))?;
+        Self::from_jwks_str(&text)
     }
 
     /// Like [`KeySet::from_jwks_str`], from parsed JSON.
@@ -394,6 +451,47 @@ mod tests {
         assert_eq!(set.find(None, Algorithm::HS512).count(), 1);
         let anonymous = KeySet::new([VerifyingKey::hmac(Algorithm::HS256, SECRET).unwrap()]);
         assert_eq!(anonymous.find(Some("any"), Algorithm::HS256).count(), 1);
+    }
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name)
+    }
+
+    #[test]
+    fn public_keys_load_from_pem_and_der_files() {
+        for (file, alg) in [
+            ("rsa_public.pem", Algorithm::RS256),
+            ("rsa_public.der", Algorithm::RS256),
+            ("ec_public.pem", Algorithm::ES256),
+            ("ec_public.der", Algorithm::ES256),
+            ("ec384_public.pem", Algorithm::ES384),
+            ("ed_public.pem", Algorithm::EdDSA),
+            ("ed_public.der", Algorithm::EdDSA),
+        ] {
+            let key = VerifyingKey::public_key_file(fixture(file))
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(key.algorithm(), alg, "{file}");
+        }
+        let pkcs1 = std::fs::read(fixture("rsa_public_pkcs1.der")).unwrap();
+        assert!(VerifyingKey::rsa_der(Algorithm::PS256, pkcs1).is_ok());
+        assert!(VerifyingKey::public_key_file(fixture("ed_private.pem")).is_err());
+        assert!(VerifyingKey::public_key_file(fixture("missing.pem")).is_err());
+        assert!(VerifyingKey::public_key_der(b"not der").is_err());
+    }
+
+    #[test]
+    fn jwks_load_from_files() {
+        let dir = std::env::temp_dir().join(format!("tower-jwt-auth-jwks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("jwks.json");
+        std::fs::write(&path, r#"{"keys":[{"kty":"oct","kid":"a","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}"#).unwrap();
+        assert_eq!(KeySet::from_jwks_file(&path).unwrap().len(), 1);
+        std::fs::write(&path, "{").unwrap();
+        assert!(KeySet::from_jwks_file(&path).is_err());
+        assert!(KeySet::from_jwks_file(dir.join("absent.json")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
