@@ -18,8 +18,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, forward_to_deserialize_any};
 
 use crate::json::Str;
+use crate::registered::{self, Claims, Field, Observer};
 use crate::reject::Reason;
-use crate::validate::{self, Claims, Field, Observer};
 
 /// Deserializes `C` and the registered claims from one payload.
 pub(crate) fn decode<'p, C: Deserialize<'p>>(
@@ -39,7 +39,7 @@ pub(crate) fn decode<'p, C: Deserialize<'p>>(
     })
     .and_then(|c| de.end().map(|()| c));
     if !watch.complete {
-        let claims = validate::parse(payload, required)?;
+        let claims = registered::parse(payload, required)?;
         return Ok((app.map_err(|_| Reason::ClaimsType)?, claims));
     }
     if let Some(reason) = watch.observer.problem {
@@ -379,7 +379,7 @@ mod tests {
         let required = vec!["roles".to_owned()];
         assert!(decode::<App>(GOOD, &required).is_ok());
         let (_, claims) = decode::<App>(br#"{"sub":"u","exp":1800000000}"#, &required).unwrap();
-        let rules = validate::Rules {
+        let rules = crate::validate::Rules {
             required,
             leeway: 0,
             ..Default::default()

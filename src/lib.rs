@@ -72,6 +72,7 @@ mod json;
 mod jws;
 pub mod keys;
 mod layer;
+mod registered;
 pub mod reject;
 pub mod revoke;
 mod service;
