@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use crate::crypto::ensure_default_installed;
 use crate::error::Error;
-use crate::keys::{KeySet, MIN_HMAC_SECRET_LEN, VerifyingKey};
+use crate::keys::{KeySet, VerifyingKey};
 
 /// A private key (or HMAC secret) with its `kid`, pinned to one algorithm.
 pub struct SigningKey {
@@ -93,14 +93,7 @@ impl SigningKey {
     /// # Errors
     /// Short secrets, or a non-HMAC `alg`.
     pub fn hmac(alg: Algorithm, kid: impl Into<String>, secret: &[u8]) -> Result<Self, Error> {
-        if alg.family() != AlgorithmFamily::Hmac {
-            return Err(Error::InvalidKey(format!(
-                "{alg:?} is not an HMAC algorithm"
-            )));
-        }
-        if secret.len() < MIN_HMAC_SECRET_LEN {
-            return Err(Error::WeakSecret { len: secret.len() });
-        }
+        // The verifying twin refuses non-HMAC algorithms and short secrets.
         let kid = kid.into();
         let verifying = VerifyingKey::hmac(alg, secret)?.with_kid(kid.clone());
         Ok(SigningKey {

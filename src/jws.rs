@@ -197,21 +197,18 @@ pub(crate) struct Verified<'a> {
 /// claims is looked at before the signature holds.
 pub(crate) fn verify<'a>(token: &'a [u8], keys: &KeySet) -> Result<Verified<'a>, Reason> {
     let compact = split(token)?;
-    if compact.header.len() > MAX_HEADER_LEN / 3 * 4 {
-        return Err(Reason::BadHeader);
-    }
     // Most headers are a few dozen bytes: a small buffer to clear, and
-    // the full-size one only for the rest.
+    // the full-size one only for the rest; longer ones are refused.
     let mut small = [0u8; 128];
     let mut full;
-    let buf: &mut [u8] = if compact.header.len().div_ceil(4) * 3 <= small.len() {
-        &mut small
-    } else {
-        full = [0u8; MAX_HEADER_LEN];
-        &mut full
+    let json = match decode_small(compact.header, &mut small)? {
+        Some(json) => json,
+        None => {
+            full = [0u8; MAX_HEADER_LEN];
+            decode_small(compact.header, &mut full)?.ok_or(Reason::BadHeader)?
+        }
     };
-    let len = decode_into(compact.header, buf)?;
-    let header = parse_header(&buf[..len])?;
+    let header = parse_header(json)?;
     let signature = decode(compact.signature)?;
     let mut candidates = keys.find(header.kid.as_deref(), header.alg).peekable();
     if candidates.peek().is_none() {
