@@ -16,11 +16,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use tower_jwt_auth::{KeySet, VerifyingKey};
 
-/// CI clones the repository somewhere else with `shared/` beside it, so the
-/// path is relative to the manifest, never absolute.
+/// Vendored in the repository (Apache-2.0, licence beside the file), so a
+/// clone with nothing beside it runs this test.
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/vectors/wycheproof/json_web_signature_test.json"
+    "/tests/vectors/wycheproof/json_web_signature_test.json"
 );
 
 /// Cases where this library knowingly disagrees with the file: the tcId,
@@ -143,8 +143,8 @@ fn run(keys: &Result<KeySet, String>, jws: &Value) -> (bool, String) {
 fn load() -> Value {
     let text = std::fs::read_to_string(VECTORS).unwrap_or_else(|err| {
         panic!(
-            "cannot read the Wycheproof vectors at {VECTORS}: {err}. They live in shared/ beside \
-             the repository checkout; this test refuses to pass without them."
+            "cannot read the Wycheproof vectors at {VECTORS}: {err}. They are part of the \
+             repository; this test refuses to pass without them."
         )
     });
     serde_json::from_str(&text).expect("the vectors file is JSON")
