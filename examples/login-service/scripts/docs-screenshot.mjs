@@ -35,6 +35,14 @@ try {
       offsite.push(request.url());
     }
   });
+  // The page must also live within its Content-Security-Policy: a blocked
+  // script, style or image would be a console error naming the policy.
+  const blocked = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) {
+      blocked.push(message.text());
+    }
+  });
   await page.goto(`${base}/docs/`);
   await page.waitForSelector('#operations-auth-login');
 
@@ -71,6 +79,7 @@ try {
   await me.locator('.opblock-summary').evaluate((el) => el.scrollIntoView({ block: 'start' }));
   await page.screenshot({ path: output });
   if (offsite.length > 0) throw new Error(`docs page fetched ${offsite.join(', ')}`);
+  if (blocked.length > 0) throw new Error(`the CSP blocked: ${blocked.join(' | ')}`);
   console.log(`/auth/me answered 200 for ${claims.email} (scope "${claims.scope}"); screenshot: ${output}`);
 } finally {
   await browser.close();

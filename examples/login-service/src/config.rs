@@ -13,7 +13,12 @@ pub struct Config {
     /// The single `aud` of issued access tokens.
     pub audience: String,
     pub access_token_ttl: Duration,
+    /// Sliding: each refresh token lives this long, and each use issues a
+    /// new one.
     pub refresh_token_ttl: Duration,
+    /// Absolute: a login session (refresh-token family) ends this long after
+    /// the password was entered, however often it is refreshed.
+    pub session_max_lifetime: Duration,
     /// Whether `POST /auth/register` is served.
     pub registration: bool,
     /// Whether the Swagger UI is served at `/docs`.
@@ -34,6 +39,7 @@ impl Config {
             audience: "login-service".to_owned(),
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(14 * 24 * 3600),
+            session_max_lifetime: Duration::from_secs(30 * 24 * 3600),
             registration: true,
             docs: true,
             key_reload_interval: Duration::from_secs(30),

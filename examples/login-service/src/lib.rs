@@ -34,6 +34,8 @@ use std::sync::{Arc, Weak};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tower_jwt_auth::JwtAuthLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -148,6 +150,7 @@ impl App {
                 config.audience.clone(),
                 config.access_token_ttl,
                 config.refresh_token_ttl,
+                config.session_max_lifetime,
             ),
             issuer: config.issuer.as_str().into(),
             keys,
@@ -177,6 +180,18 @@ impl App {
     /// When the database or a stored key cannot be read.
     pub async fn reload_keys(&self) -> Result<(), BoxError> {
         Ok(self.state.keys.reload(&self.state.pool).await?)
+    }
+
+    /// Deletes what can no longer matter now instead of at the next pruning
+    /// round: expired refresh tokens and sessions, denylist entries no
+    /// verifier needs, stale throttle counters.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn prune(&self) -> Result<(), BoxError> {
+        self.state.sessions.prune().await?;
+        self.state.throttle.prune().await?;
+        Ok(())
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
@@ -247,15 +262,30 @@ fn auth_layer(
     .build()
 }
 
+/// What every response may load and who may frame it: nothing and nobody.
+/// The API answers JSON, which no browser should render as a document.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+/// What the Swagger UI at `/docs` needs, all served from here (no CDN):
+/// its scripts and styles, `data:` images from its stylesheet, and calls to
+/// this service. Swagger UI sets inline styles as it renders, so styles may be
+/// inline; scripts may not. Still unframeable, so it cannot be clickjacked.
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
 /// The undocumented surroundings: the documentation itself, JSON 404/405,
-/// body limit and request tracing.
+/// body limit, security headers and request tracing.
 fn finish(
     router: Router<AppState>,
     config: &Config,
     openapi: utoipa::openapi::OpenApi,
 ) -> Router<AppState> {
     let router = if config.docs {
-        router.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        let docs: Router<AppState> = SwaggerUi::new("/docs").url("/openapi.json", openapi).into();
+        router.merge(docs.layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(DOCS_CSP),
+        )))
     } else {
         let json = serde_json::to_value(&openapi).unwrap_or_default();
         router.route(
@@ -267,6 +297,14 @@ fn finish(
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(API_CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(
             // Method and path only: no headers, so no Authorization.
             TraceLayer::new_for_http()

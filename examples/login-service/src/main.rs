@@ -41,8 +41,13 @@ struct ServeArgs {
     audience: String,
     #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 15 * 60)]
     access_token_ttl_secs: u64,
+    /// Sliding: each refresh token lives this long; each refresh issues a new one.
     #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value_t = 14 * 24 * 3600)]
     refresh_token_ttl_secs: u64,
+    /// Absolute: a login session ends this long after the password was
+    /// entered, however often it is refreshed.
+    #[arg(long, env = "SESSION_MAX_LIFETIME_SECS", default_value_t = 30 * 24 * 3600)]
+    session_max_lifetime_secs: u64,
     /// How often to re-read signing keys (to follow `keys rotate`).
     #[arg(long, env = "KEY_RELOAD_SECS", default_value_t = 30)]
     key_reload_secs: u64,
@@ -134,6 +139,7 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), BoxError> {
     config.audience = args.audience;
     config.access_token_ttl = Duration::from_secs(args.access_token_ttl_secs);
     config.refresh_token_ttl = Duration::from_secs(args.refresh_token_ttl_secs);
+    config.session_max_lifetime = Duration::from_secs(args.session_max_lifetime_secs);
     config.key_reload_interval = Duration::from_secs(args.key_reload_secs.max(1));
     config.throttle.account_failures = args.login_failures_per_account;
     config.throttle.address_failures = args.login_failures_per_address;

@@ -72,6 +72,7 @@ pub struct Sessions {
     audience: String,
     access_ttl: Duration,
     refresh_ttl: Duration,
+    max_lifetime: Duration,
 }
 
 /// Refresh tokens longer than this are not ours; skip hashing them.
@@ -93,6 +94,7 @@ impl Sessions {
         audience: String,
         access_ttl: Duration,
         refresh_ttl: Duration,
+        max_lifetime: Duration,
     ) -> Self {
         Self {
             pool,
@@ -101,7 +103,17 @@ impl Sessions {
             audience,
             access_ttl,
             refresh_ttl,
+            max_lifetime,
         }
+    }
+
+    /// When a refresh token issued `now` in a family started at
+    /// `family_started` expires: the sliding lifetime, cut at the family's
+    /// absolute end.
+    fn refresh_expiry(&self, family_started: i64, now: i64) -> i64 {
+        let sliding = now.saturating_add(secs(self.refresh_ttl));
+        let absolute = family_started.saturating_add(secs(self.max_lifetime));
+        sliding.min(absolute)
     }
 
     /// Starts a new family (a login) and returns its first token pair.
@@ -116,7 +128,8 @@ impl Sessions {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        self.insert_refresh(&mut tx, &family, &refresh_token, now)
+        let expires_at = self.refresh_expiry(now, now);
+        self.insert_refresh(&mut tx, &family, &refresh_token, now, expires_at)
             .await?;
         tx.commit().await?;
         self.pair(subject, &family, refresh_token)
@@ -132,14 +145,17 @@ impl Sessions {
         let mut tx = self.pool.begin().await?;
         // Claim the token first: the conditional update is the only thing
         // that decides which of two concurrent uses wins, and on SQLite it
-        // takes the write lock before any read.
+        // takes the write lock before any read. A family past its absolute
+        // lifetime refreshes no more, whatever its tokens' own expiry says.
         let claimed = sqlx::query(
             "UPDATE refresh_tokens SET used_at = $2 \
              WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-               AND family_id IN (SELECT id FROM refresh_families WHERE revoked_at IS NULL)",
+               AND family_id IN (SELECT id FROM refresh_families \
+                                 WHERE revoked_at IS NULL AND created_at > $3)",
         )
         .bind(&hash)
         .bind(now)
+        .bind(now.saturating_sub(secs(self.max_lifetime)))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -167,7 +183,8 @@ impl Sessions {
         }
 
         let row = sqlx::query(
-            "SELECT f.id AS family_id, u.id AS user_id, u.email, u.role \
+            "SELECT f.id AS family_id, f.created_at AS family_started, \
+                    u.id AS user_id, u.email, u.role \
              FROM refresh_tokens t \
              JOIN refresh_families f ON f.id = t.family_id \
              JOIN users u ON u.id = f.user_id \
@@ -177,13 +194,15 @@ impl Sessions {
         .fetch_one(&mut *tx)
         .await?;
         let family: String = row.try_get("family_id")?;
+        let family_started: i64 = row.try_get("family_started")?;
         let subject = Subject {
             id: row.try_get("user_id")?,
             email: row.try_get("email")?,
             role: row.try_get("role")?,
         };
         let refresh_token = new_refresh_token();
-        self.insert_refresh(&mut tx, &family, &refresh_token, now)
+        let expires_at = self.refresh_expiry(family_started, now);
+        self.insert_refresh(&mut tx, &family, &refresh_token, now, expires_at)
             .await?;
         tx.commit().await?;
         self.pair(&subject, &family, refresh_token)
@@ -216,15 +235,21 @@ impl Sessions {
     }
 
     /// Deletes rows that can no longer matter: expired refresh tokens and
-    /// denylist entries of expired access tokens.
+    /// denylist entries of access tokens that no verifier accepts any more.
+    /// A verifier accepts a token until `exp` plus its leeway, so an entry
+    /// stays that long: pruned at `exp`, a logged-out token would be
+    /// accepted again for the leeway's length.
     pub async fn prune(&self) -> Result<(), sqlx::Error> {
         let now = now();
         sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at < $1")
-            .bind(now)
+            .bind(now.saturating_sub(secs(tower_jwt_auth::DEFAULT_LEEWAY)))
             .execute(&self.pool)
             .await?;
+        // A family's row is what refuses its access tokens once it is
+        // revoked, and it goes with its last refresh token: keep that token
+        // until every access token issued beside it has expired too.
         sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
-            .bind(now)
+            .bind(now.saturating_sub(secs(self.access_ttl) + secs(tower_jwt_auth::DEFAULT_LEEWAY)))
             .execute(&self.pool)
             .await?;
         sqlx::query(
@@ -242,6 +267,7 @@ impl Sessions {
         family: &str,
         token: &str,
         now: i64,
+        expires_at: i64,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) \
@@ -250,7 +276,7 @@ impl Sessions {
         .bind(hash_token(token))
         .bind(family)
         .bind(now)
-        .bind(now + self.refresh_ttl.as_secs() as i64)
+        .bind(expires_at)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -289,6 +315,10 @@ impl Sessions {
             refresh_token,
         })
     }
+}
+
+fn secs(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// 256 random bits, URL-safe: unguessable, so a fast hash is enough to
