@@ -56,6 +56,12 @@ pub struct ThrottleConfig {
     pub max_lockout: Duration,
     /// Counters restart after this long without a failure.
     pub window: Duration,
+    /// Failures per device cookie before that device is locked out too.
+    pub device_failures: u32,
+    /// Registrations per client address before further ones are refused
+    /// for `registration_window`.
+    pub registrations_per_address: u32,
+    pub registration_window: Duration,
 }
 
 impl Default for ThrottleConfig {
@@ -66,6 +72,9 @@ impl Default for ThrottleConfig {
             base_lockout: Duration::from_secs(30),
             max_lockout: Duration::from_secs(5 * 60),
             window: Duration::from_secs(15 * 60),
+            device_failures: 5,
+            registrations_per_address: 10,
+            registration_window: Duration::from_secs(3600),
         }
     }
 }

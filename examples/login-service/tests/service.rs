@@ -21,6 +21,8 @@ on_both_backends!(
     key_rotation_publishes_both_keys_and_old_tokens_keep_working,
     instances_on_one_database_share_keys_and_revocations,
     registration_can_be_switched_off,
+    parallel_guesses_on_one_account_are_decided_before_hashing,
+    parallel_guesses_from_one_address_are_decided_before_hashing,
 );
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -280,6 +282,85 @@ async fn failed_logins_are_throttled_per_client_address(backend: Backend) {
     assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after = retry_after_of(&blocked);
     assert!((1..=30).contains(&retry_after), "{retry_after}");
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+/// Fires `guesses` logins at once; as soon as one of them has been refused
+/// (so the limit is certainly consumed) sends `correct` while the rest of the
+/// burst may still be in flight. Returns (401s, 429s, status of `correct`).
+async fn burst(svc: &Service, guesses: Vec<Value>, correct: Value) -> (usize, usize, StatusCode) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = tokio::task::JoinSet::new();
+    for body in guesses {
+        let request = svc.client.post(svc.url("/auth/login")).json(&body);
+        let tx = tx.clone();
+        tasks.spawn(async move {
+            let status = request.send().await.unwrap().status();
+            let _ = tx.send(status);
+            status
+        });
+    }
+    drop(tx);
+    while let Some(status) = rx.recv().await {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+    }
+    let correct = svc.post_json("/auth/login", correct).await.status();
+    let (mut evaluated, mut refused) = (0, 0);
+    while let Some(status) = tasks.join_next().await {
+        match status.unwrap() {
+            StatusCode::UNAUTHORIZED => evaluated += 1,
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    (evaluated, refused, correct)
+}
+
+/// Issue 7.1: the lock is taken with the attempt, before the slow hash, so
+/// a burst cannot have every guess evaluated.
+async fn parallel_guesses_on_one_account_are_decided_before_hashing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start_with(&db, |c| {
+        c.throttle.account_failures = 5;
+        c.throttle.address_failures = 1000;
+    })
+    .await;
+    svc.register("burst@example.com", PASSWORD).await;
+
+    let guesses = (0..40)
+        .map(|i| json!({"email": "burst@example.com", "password": format!("guess number {i}")}))
+        .collect();
+    let correct = json!({"email": "burst@example.com", "password": PASSWORD});
+    let (evaluated, refused, correct) = burst(&svc, guesses, correct).await;
+    assert!((1..=5).contains(&evaluated), "{evaluated} guesses evaluated");
+    assert_eq!(evaluated + refused, 40);
+    assert_eq!(correct, StatusCode::TOO_MANY_REQUESTS);
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+async fn parallel_guesses_from_one_address_are_decided_before_hashing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start_with(&db, |c| {
+        c.throttle.account_failures = 1000;
+        c.throttle.address_failures = 5;
+    })
+    .await;
+    svc.register("sprayed@example.com", PASSWORD).await;
+
+    let guesses = (0..40)
+        .map(|i| json!({"email": format!("user{i}@example.com"), "password": "Password1"}))
+        .collect();
+    let correct = json!({"email": "sprayed@example.com", "password": PASSWORD});
+    let (evaluated, refused, correct) = burst(&svc, guesses, correct).await;
+    assert!((1..=5).contains(&evaluated), "{evaluated} guesses evaluated");
+    assert_eq!(evaluated + refused, 40);
+    assert_eq!(correct, StatusCode::TOO_MANY_REQUESTS);
 
     svc.stop().await;
     db.remove().await;

@@ -127,8 +127,13 @@ pub async fn login(
     Json(req): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let key = users::email_key(&req.email);
-    let counters = throttle::Keys::new(&key, peer.ip());
-    if let Some(wait) = state.throttle.blocked_for(&counters).await? {
+    let counters = throttle::LoginKeys::untrusted(
+        &throttle::account_digest(&key),
+        &peer.ip().to_string(),
+    );
+    // Decided and counted before the slow hash: parallel guesses cannot
+    // all pass a check none of them has recorded yet.
+    if let Some(wait) = state.throttle.reserve_login(&counters).await? {
         return Err(ApiError::too_many_attempts(wait));
     }
     let found = if key.contains('\0') {
@@ -149,13 +154,14 @@ pub async fn login(
 
     match subject {
         Some(subject) if verified => {
-            state.throttle.record_success(&counters).await?;
+            state.throttle.succeeded(&counters).await?;
             let tokens = state.sessions.start(&subject).await?;
             tracing::info!(user = %subject.id, "login succeeded");
             Ok(no_store(tokens))
         }
         _ => {
-            state.throttle.record_failure(&counters).await?;
+            // Counted by the reservation already.
+            state.throttle.failed(&counters).await?;
             tracing::info!(peer = %peer.ip(), "login failed");
             Err(ApiError::invalid_credentials())
         }
