@@ -44,7 +44,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use config::{Config, ThrottleConfig};
 pub use error::ErrorBody;
-pub use passwords::Hasher;
+pub use passwords::{HashLoad, Hasher};
 pub use sessions::{AccessClaims, TokenResponse};
 
 /// Errors from building or serving the app.
@@ -65,6 +65,17 @@ pub struct Inner {
     throttle: throttle::Throttle,
     sessions: sessions::Sessions,
     issuer: Arc<str>,
+}
+
+impl Inner {
+    /// The client address that per-address counters key on.
+    pub(crate) fn client_key(
+        &self,
+        peer: std::net::IpAddr,
+        _headers: &axum::http::HeaderMap,
+    ) -> String {
+        peer.to_canonical().to_string()
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -169,6 +180,11 @@ impl App {
 
     pub fn openapi(&self) -> &utoipa::openapi::OpenApi {
         &self.openapi
+    }
+
+    /// The password hasher, whose [`Hasher::load`] tells how many hashes run.
+    pub fn hasher(&self) -> &Hasher {
+        &self.state.hasher
     }
 
     /// Re-reads signing keys now instead of at the next reload tick.

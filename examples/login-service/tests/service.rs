@@ -23,6 +23,8 @@ on_both_backends!(
     registration_can_be_switched_off,
     parallel_guesses_on_one_account_are_decided_before_hashing,
     parallel_guesses_from_one_address_are_decided_before_hashing,
+    abandoned_logins_never_push_hashing_beyond_its_permits,
+    registration_flood_from_one_address_gets_429_after_the_limit,
 );
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -361,6 +363,69 @@ async fn parallel_guesses_from_one_address_are_decided_before_hashing(backend: B
     assert!((1..=5).contains(&evaluated), "{evaluated} guesses evaluated");
     assert_eq!(evaluated + refused, 40);
     assert_eq!(correct, StatusCode::TOO_MANY_REQUESTS);
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+/// Issue 7.4: a client that sends a login and hangs up drops the handler;
+/// the hash it started must keep holding its permit until it ends.
+async fn abandoned_logins_never_push_hashing_beyond_its_permits(backend: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let db = TestDb::new(backend).await;
+    let svc = Service::start_with(&db, |c| {
+        c.throttle.account_failures = 1000;
+        c.throttle.address_failures = 1000;
+    })
+    .await;
+    let address = svc.base.trim_start_matches("http://").to_owned();
+    let body = json!({"email": "gone@example.com", "password": "hanging up now"}).to_string();
+    let request = format!(
+        "POST /auth/login HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let hasher = svc.app.hasher();
+    for _ in 0..30 {
+        let started = hasher.load().started;
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        // Hang up once this login's hash is running.
+        hasher.started(started + 1).await;
+        drop(stream);
+    }
+    hasher.idle().await;
+    let load = hasher.load();
+    assert!(load.max_running >= 1, "{load:?}");
+    assert!(load.max_running <= load.permits, "{load:?}");
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+/// Issue 7.4: registration costs a hash like a login, so it is throttled
+/// per client address too.
+async fn registration_flood_from_one_address_gets_429_after_the_limit(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start_with(&db, |c| c.throttle.registrations_per_address = 3).await;
+    for i in 0..3 {
+        svc.register(&format!("new{i}@example.com"), PASSWORD).await;
+    }
+    for i in 3..5 {
+        let refused = svc
+            .post_json(
+                "/auth/register",
+                json!({"email": format!("new{i}@example.com"), "password": PASSWORD}),
+            )
+            .await;
+        let retry_after = retry_after_of(&refused);
+        assert!((1..=3600).contains(&retry_after), "{retry_after}");
+        let (status, body) = error_of(refused).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(body["error"], "too_many_attempts");
+    }
+    // Logins from that address are a separate budget.
+    svc.login("new0@example.com", PASSWORD).await;
 
     svc.stop().await;
     db.remove().await;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tower_jwt_auth::axum::Claims;
@@ -71,15 +71,26 @@ fn no_store(body: TokenResponse) -> Response {
         JsonBodyRejections,
         (status = 409, description = "Email already registered", body = ErrorBody),
         (status = 422, description = "Missing field, invalid email or password policy", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this client address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
 pub async fn register(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(req): Json<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Account>), ApiError> {
     if let Some(name) = &req.name {
         super::reject_nul("name", name)?;
+    }
+    // Invalid input costs no hash: answer it before counting.
+    users::validate(&req.email, &req.password, req.name.as_deref(), "user")
+        .map_err(ApiError::unprocessable)?;
+    let client = state.client_key(peer.ip(), &headers);
+    if let Some(wait) = state.throttle.reserve_registration(&client).await? {
+        return Err(ApiError::too_many_registrations(wait));
     }
     match users::create(
         &state.pool,
@@ -124,13 +135,12 @@ pub async fn register(
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let key = users::email_key(&req.email);
-    let counters = throttle::LoginKeys::untrusted(
-        &throttle::account_digest(&key),
-        &peer.ip().to_string(),
-    );
+    let client = state.client_key(peer.ip(), &headers);
+    let counters = throttle::LoginKeys::untrusted(&throttle::account_digest(&key), &client);
     // Decided and counted before the slow hash: parallel guesses cannot
     // all pass a check none of them has recorded yet.
     if let Some(wait) = state.throttle.reserve_login(&counters).await? {
@@ -162,7 +172,7 @@ pub async fn login(
         _ => {
             // Counted by the reservation already.
             state.throttle.failed(&counters).await?;
-            tracing::info!(peer = %peer.ip(), "login failed");
+            tracing::info!(client = %client, "login failed");
             Err(ApiError::invalid_credentials())
         }
     }
