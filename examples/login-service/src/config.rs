@@ -23,6 +23,9 @@ pub struct Config {
     pub key_reload_interval: Duration,
     pub throttle: ThrottleConfig,
     pub max_connections: u32,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name
+    /// the client for per-address limits. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -39,6 +42,7 @@ impl Config {
             key_reload_interval: Duration::from_secs(30),
             throttle: ThrottleConfig::default(),
             max_connections: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+mod client_ip;
 mod config;
 pub mod db;
 mod error;
@@ -42,8 +43,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub use client_ip::parse_trusted_proxy;
 pub use config::{Config, ThrottleConfig};
 pub use error::ErrorBody;
+pub use ipnet::IpNet;
 pub use passwords::{HashLoad, Hasher};
 pub use sessions::{AccessClaims, TokenResponse};
 
@@ -65,6 +68,8 @@ pub struct Inner {
     throttle: throttle::Throttle,
     sessions: sessions::Sessions,
     issuer: Arc<str>,
+    /// Peers whose `Forwarded`/`X-Forwarded-For` name the client.
+    trusted_proxies: Arc<[IpNet]>,
 }
 
 impl Inner {
@@ -72,9 +77,9 @@ impl Inner {
     pub(crate) fn client_key(
         &self,
         peer: std::net::IpAddr,
-        _headers: &axum::http::HeaderMap,
+        headers: &axum::http::HeaderMap,
     ) -> String {
-        peer.to_canonical().to_string()
+        client_ip::throttle_key(client_ip::resolve(peer, headers, &self.trusted_proxies))
     }
 }
 
@@ -161,6 +166,7 @@ impl App {
                 config.refresh_token_ttl,
             ),
             issuer: config.issuer.as_str().into(),
+            trusted_proxies: config.trusted_proxies.as_slice().into(),
             keys,
             pool,
         }));

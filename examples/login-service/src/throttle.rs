@@ -211,10 +211,11 @@ impl Throttle {
     async fn wait(&self, counters: &[(&String, Limit)], now: i64) -> Result<u64, sqlx::Error> {
         let mut until = now;
         for (key, _) in counters {
-            let row = sqlx::query("SELECT blocked_until FROM login_throttle WHERE throttle_key = $1")
-                .bind(*key)
-                .fetch_optional(&self.pool)
-                .await?;
+            let row =
+                sqlx::query("SELECT blocked_until FROM login_throttle WHERE throttle_key = $1")
+                    .bind(*key)
+                    .fetch_optional(&self.pool)
+                    .await?;
             if let Some(row) = row {
                 until = until.max(row.try_get::<i64, _>("blocked_until")?);
             }
@@ -316,7 +317,10 @@ mod tests {
         // The fifth attempt is allowed and itself starts the base lockout.
         assert_eq!(throttle.reserve_at(&counters, t0 + 4).await.unwrap(), None);
         assert_eq!(until().await, t0 + 4 + 30);
-        assert_eq!(throttle.reserve_at(&counters, t0 + 5).await.unwrap(), Some(29));
+        assert_eq!(
+            throttle.reserve_at(&counters, t0 + 5).await.unwrap(),
+            Some(29)
+        );
         // After each lockout one more attempt, which doubles it up to the cap.
         let mut at = t0 + 4 + 30;
         for lockout in [60, 120, 240, 300, 300] {

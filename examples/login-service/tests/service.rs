@@ -25,6 +25,7 @@ on_both_backends!(
     parallel_guesses_from_one_address_are_decided_before_hashing,
     abandoned_logins_never_push_hashing_beyond_its_permits,
     registration_flood_from_one_address_gets_429_after_the_limit,
+    address_limits_key_on_the_forwarded_client_only_behind_a_trusted_proxy,
 );
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -338,7 +339,10 @@ async fn parallel_guesses_on_one_account_are_decided_before_hashing(backend: Bac
         .collect();
     let correct = json!({"email": "burst@example.com", "password": PASSWORD});
     let (evaluated, refused, correct) = burst(&svc, guesses, correct).await;
-    assert!((1..=5).contains(&evaluated), "{evaluated} guesses evaluated");
+    assert!(
+        (1..=5).contains(&evaluated),
+        "{evaluated} guesses evaluated"
+    );
     assert_eq!(evaluated + refused, 40);
     assert_eq!(correct, StatusCode::TOO_MANY_REQUESTS);
 
@@ -360,7 +364,10 @@ async fn parallel_guesses_from_one_address_are_decided_before_hashing(backend: B
         .collect();
     let correct = json!({"email": "sprayed@example.com", "password": PASSWORD});
     let (evaluated, refused, correct) = burst(&svc, guesses, correct).await;
-    assert!((1..=5).contains(&evaluated), "{evaluated} guesses evaluated");
+    assert!(
+        (1..=5).contains(&evaluated),
+        "{evaluated} guesses evaluated"
+    );
     assert_eq!(evaluated + refused, 40);
     assert_eq!(correct, StatusCode::TOO_MANY_REQUESTS);
 
@@ -428,6 +435,76 @@ async fn registration_flood_from_one_address_gets_429_after_the_limit(backend: B
     svc.login("new0@example.com", PASSWORD).await;
 
     svc.stop().await;
+    db.remove().await;
+}
+
+/// Issue 7.3: behind a reverse proxy every client shares the proxy's
+/// address; the forwarded one counts, but only from a trusted proxy.
+async fn address_limits_key_on_the_forwarded_client_only_behind_a_trusted_proxy(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let limits = |c: &mut login_service::Config| {
+        c.throttle.address_failures = 3;
+        c.throttle.account_failures = 1000;
+    };
+    // The test client (127.0.0.1) plays the proxy.
+    let behind_proxy = Service::start_with(&db, |c| {
+        limits(c);
+        c.trusted_proxies = vec![login_service::parse_trusted_proxy("127.0.0.0/8").unwrap()];
+    })
+    .await;
+    behind_proxy.register("owner@example.com", PASSWORD).await;
+    let login = |svc: &Service, header: (&'static str, &'static str), password: &str| {
+        svc.client
+            .post(svc.url("/auth/login"))
+            .header(header.0, header.1)
+            .json(&json!({"email": "owner@example.com", "password": password}))
+            .send()
+    };
+
+    // One client behind the proxy (which appended its address to whatever
+    // the client claimed) uses up its address limit...
+    for header in [
+        ("x-forwarded-for", "192.0.2.1, 198.51.100.7"),
+        ("x-forwarded-for", "198.51.100.7"),
+        ("forwarded", "for=\"198.51.100.7:5555\""),
+    ] {
+        let response = login(&behind_proxy, header, "wrong password")
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let blocked = login(&behind_proxy, ("x-forwarded-for", "198.51.100.7"), PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+    // ...and another client behind the same proxy is not locked out.
+    let other = login(&behind_proxy, ("x-forwarded-for", "198.51.100.8"), PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+
+    // Where the peer is not a trusted proxy, a spoofed header changes
+    // nothing: every attempt counts against the peer.
+    let direct = Service::start_with(&db, |c| {
+        limits(c);
+        c.trusted_proxies = vec![login_service::parse_trusted_proxy("10.0.0.0/8").unwrap()];
+    })
+    .await;
+    for header in [
+        ("x-forwarded-for", "203.0.113.1"),
+        ("forwarded", "for=203.0.113.2"),
+        ("x-forwarded-for", "203.0.113.3"),
+    ] {
+        let response = login(&direct, header, "wrong password").await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let spoofed = login(&direct, ("x-forwarded-for", "203.0.113.4"), PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    behind_proxy.stop().await;
+    direct.stop().await;
     db.remove().await;
 }
 
