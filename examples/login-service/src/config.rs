@@ -62,6 +62,8 @@ pub struct ThrottleConfig {
     pub window: Duration,
     /// Failures per device cookie before that device is locked out too.
     pub device_failures: u32,
+    /// How long a device cookie is valid (and its `Max-Age`).
+    pub device_cookie_ttl: Duration,
     /// Registrations per client address before further ones are refused
     /// for `registration_window`.
     pub registrations_per_address: u32,
@@ -77,6 +79,7 @@ impl Default for ThrottleConfig {
             max_lockout: Duration::from_secs(5 * 60),
             window: Duration::from_secs(15 * 60),
             device_failures: 5,
+            device_cookie_ttl: Duration::from_secs(180 * 24 * 3600),
             registrations_per_address: 10,
             registration_window: Duration::from_secs(3600),
         }

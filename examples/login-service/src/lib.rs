@@ -20,6 +20,7 @@
 mod client_ip;
 mod config;
 pub mod db;
+mod devices;
 mod error;
 pub mod keys;
 mod passwords;
@@ -70,6 +71,7 @@ pub struct Inner {
     issuer: Arc<str>,
     /// Peers whose `Forwarded`/`X-Forwarded-For` name the client.
     trusted_proxies: Arc<[IpNet]>,
+    devices: devices::DeviceCookies,
 }
 
 impl Inner {
@@ -154,6 +156,12 @@ impl App {
         // signed, plus the verifier's leeway.
         let retention = config.access_token_ttl.as_secs() as i64 + 60;
         let keys = keys::Keys::bootstrap(&pool, retention).await?;
+        let devices = devices::DeviceCookies::bootstrap(
+            &pool,
+            &config.issuer,
+            config.throttle.device_cookie_ttl,
+        )
+        .await?;
         let state = AppState(Arc::new(Inner {
             hasher: Hasher::new().await,
             throttle: throttle::Throttle::new(pool.clone(), config.throttle.clone()),
@@ -167,6 +175,7 @@ impl App {
             ),
             issuer: config.issuer.as_str().into(),
             trusted_proxies: config.trusted_proxies.as_slice().into(),
+            devices,
             keys,
             pool,
         }));

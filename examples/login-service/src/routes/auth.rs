@@ -122,12 +122,17 @@ pub async fn register(
     path = "/auth/login",
     tag = "auth",
     request_body = LoginRequest,
+    params(
+        ("login_device" = Option<String>, Cookie,
+            description = "The device cookie from an earlier successful login to this account, if any"),
+    ),
     responses(
-        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 200, description = "Logged in", body = TokenResponse,
+            headers(("Set-Cookie" = String, description = "A new device cookie `login_device` (HttpOnly, SameSite=Strict, Path=/auth; Secure unless the issuer is http on loopback). Presented at later logins to this account, it exempts this browser from the account lockout that failures by others cause; it has its own small failure budget and never replaces the password."))),
         JsonBodyRejections,
         (status = 401, description = "Unknown email or wrong password (one answer for both)", body = ErrorBody),
         (status = 422, description = "Missing field", body = ErrorBody),
-        (status = 429, description = "Too many failed attempts for this account or address", body = ErrorBody,
+        (status = 429, description = "Too many failed attempts for this account (untrusted clients), this device cookie or this client address", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
@@ -140,7 +145,13 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let key = users::email_key(&req.email);
     let client = state.client_key(peer.ip(), &headers);
-    let counters = throttle::LoginKeys::untrusted(&throttle::account_digest(&key), &client);
+    let account = throttle::account_digest(&key);
+    // A browser that logged in to this account before is judged by its own
+    // failures, not by the account lockout others may have caused.
+    let counters = match state.devices.trusted(&headers, &account) {
+        Some(device) => throttle::LoginKeys::device(&device),
+        None => throttle::LoginKeys::untrusted(&account, &client),
+    };
     // Decided and counted before the slow hash: parallel guesses cannot
     // all pass a check none of them has recorded yet.
     if let Some(wait) = state.throttle.reserve_login(&counters).await? {
@@ -167,7 +178,11 @@ pub async fn login(
             state.throttle.succeeded(&counters).await?;
             let tokens = state.sessions.start(&subject).await?;
             tracing::info!(user = %subject.id, "login succeeded");
-            Ok(no_store(tokens))
+            let mut response = no_store(tokens);
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, state.devices.issue(&account));
+            Ok(response)
         }
         _ => {
             // Counted by the reservation already.
