@@ -177,6 +177,37 @@ fn cookie_scope(issuer: &str) -> (bool, String) {
 mod tests {
     use super::*;
 
+    fn jar(set_cookie: &HeaderValue) -> HeaderMap {
+        let pair = set_cookie.to_str().unwrap().split(';').next().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_str(pair).unwrap());
+        headers
+    }
+
+    #[tokio::test]
+    async fn instances_on_one_database_share_the_secret_and_trust_each_others_cookies() {
+        let path = std::env::temp_dir().join(format!("devices_{}.db", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}", path.display());
+        let pool = crate::db::connect(&url, 1).await.unwrap();
+        let ttl = std::time::Duration::from_secs(3600);
+        let a = DeviceCookies::bootstrap(&pool, "http://127.0.0.1:1", ttl)
+            .await
+            .unwrap();
+        let b = DeviceCookies::bootstrap(&pool, "http://127.0.0.1:2", ttl)
+            .await
+            .unwrap();
+        let cookie = jar(&a.issue("account-a"));
+        assert!(b.trusted(&cookie, "account-a").is_some());
+        assert!(b.trusted(&cookie, "account-b").is_none());
+        let expired = DeviceCookies {
+            ttl_secs: 0,
+            ..b.clone()
+        };
+        assert!(expired.trusted(&cookie, "account-a").is_none());
+        pool.close().await;
+        let _ = std::fs::remove_file(path);
+    }
+
     #[test]
     fn cookies_are_secure_except_for_plain_http_on_loopback() {
         assert_eq!(
