@@ -28,6 +28,9 @@ pub struct Config {
     pub key_reload_interval: Duration,
     pub throttle: ThrottleConfig,
     pub max_connections: u32,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name
+    /// the client for per-address limits. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -45,6 +48,7 @@ impl Config {
             key_reload_interval: Duration::from_secs(30),
             throttle: ThrottleConfig::default(),
             max_connections: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -62,6 +66,14 @@ pub struct ThrottleConfig {
     pub max_lockout: Duration,
     /// Counters restart after this long without a failure.
     pub window: Duration,
+    /// Failures per device cookie before that device is locked out too.
+    pub device_failures: u32,
+    /// How long a device cookie is valid (and its `Max-Age`).
+    pub device_cookie_ttl: Duration,
+    /// Registrations per client address before further ones are refused
+    /// for `registration_window`.
+    pub registrations_per_address: u32,
+    pub registration_window: Duration,
 }
 
 impl Default for ThrottleConfig {
@@ -72,6 +84,10 @@ impl Default for ThrottleConfig {
             base_lockout: Duration::from_secs(30),
             max_lockout: Duration::from_secs(5 * 60),
             window: Duration::from_secs(15 * 60),
+            device_failures: 5,
+            device_cookie_ttl: Duration::from_secs(180 * 24 * 3600),
+            registrations_per_address: 10,
+            registration_window: Duration::from_secs(3600),
         }
     }
 }

@@ -74,6 +74,17 @@ impl ApiError {
         }
     }
 
+    pub fn too_many_registrations(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                "too many registrations from this address; retry later",
+            )
+        }
+    }
+
     #[cfg(test)]
     pub fn status(&self) -> StatusCode {
         self.status

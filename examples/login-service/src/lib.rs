@@ -17,8 +17,10 @@
 
 #![forbid(unsafe_code)]
 
+mod client_ip;
 mod config;
 pub mod db;
+mod devices;
 mod error;
 pub mod keys;
 mod passwords;
@@ -44,9 +46,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub use client_ip::parse_trusted_proxy;
 pub use config::{Config, ThrottleConfig};
 pub use error::ErrorBody;
-pub use passwords::Hasher;
+pub use ipnet::IpNet;
+pub use passwords::{HashLoad, Hasher};
 pub use sessions::{AccessClaims, TokenResponse};
 
 /// Errors from building or serving the app.
@@ -67,6 +71,20 @@ pub struct Inner {
     throttle: throttle::Throttle,
     sessions: sessions::Sessions,
     issuer: Arc<str>,
+    /// Peers whose `Forwarded`/`X-Forwarded-For` name the client.
+    trusted_proxies: Arc<[IpNet]>,
+    devices: devices::DeviceCookies,
+}
+
+impl Inner {
+    /// The client address that per-address counters key on.
+    pub(crate) fn client_key(
+        &self,
+        peer: std::net::IpAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> String {
+        client_ip::throttle_key(client_ip::resolve(peer, headers, &self.trusted_proxies))
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -140,6 +158,12 @@ impl App {
         // signed, plus the verifier's leeway.
         let retention = config.access_token_ttl.as_secs() as i64 + 60;
         let keys = keys::Keys::bootstrap(&pool, retention).await?;
+        let devices = devices::DeviceCookies::bootstrap(
+            &pool,
+            &config.issuer,
+            config.throttle.device_cookie_ttl,
+        )
+        .await?;
         let state = AppState(Arc::new(Inner {
             hasher: Hasher::new().await,
             throttle: throttle::Throttle::new(pool.clone(), config.throttle.clone()),
@@ -153,6 +177,8 @@ impl App {
                 config.session_max_lifetime,
             ),
             issuer: config.issuer.as_str().into(),
+            trusted_proxies: config.trusted_proxies.as_slice().into(),
+            devices,
             keys,
             pool,
         }));
@@ -172,6 +198,11 @@ impl App {
 
     pub fn openapi(&self) -> &utoipa::openapi::OpenApi {
         &self.openapi
+    }
+
+    /// The password hasher, whose [`Hasher::load`] tells how many hashes run.
+    pub fn hasher(&self) -> &Hasher {
+        &self.state.hasher
     }
 
     /// Re-reads signing keys now instead of at the next reload tick.

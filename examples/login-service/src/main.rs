@@ -57,6 +57,21 @@ struct ServeArgs {
     /// Failed logins per client address before lockouts start.
     #[arg(long, env = "LOGIN_FAILURES_PER_ADDRESS", default_value_t = 50)]
     login_failures_per_address: u32,
+    /// Failed logins per device cookie before that device is locked out.
+    #[arg(long, env = "LOGIN_FAILURES_PER_DEVICE", default_value_t = 5)]
+    login_failures_per_device: u32,
+    /// Registrations per client address per hour.
+    #[arg(long, env = "REGISTRATIONS_PER_ADDRESS", default_value_t = 10)]
+    registrations_per_address: u32,
+    /// A reverse proxy (CIDR or address) whose Forwarded / X-Forwarded-For
+    /// names the client; repeat for more, or comma-separate in the env.
+    #[arg(
+        long = "trusted-proxy",
+        env = "TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = login_service::parse_trusted_proxy
+    )]
+    trusted_proxies: Vec<login_service::IpNet>,
     /// Do not serve POST /auth/register (accounts come from `users add`).
     #[arg(long, env = "NO_REGISTER")]
     no_register: bool,
@@ -143,6 +158,9 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), BoxError> {
     config.key_reload_interval = Duration::from_secs(args.key_reload_secs.max(1));
     config.throttle.account_failures = args.login_failures_per_account;
     config.throttle.address_failures = args.login_failures_per_address;
+    config.throttle.device_failures = args.login_failures_per_device;
+    config.throttle.registrations_per_address = args.registrations_per_address;
+    config.trusted_proxies = args.trusted_proxies;
     config.registration = !args.no_register;
     config.docs = !args.no_docs;
 

@@ -3,6 +3,7 @@
 //! (each hash holds 19 MiB).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -34,18 +35,111 @@ pub fn check_policy(password: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Hashes and verifies on the blocking pool, at most `permits` at a time.
-#[derive(Clone, Debug)]
+/// Hashes and verifies on the blocking pool, at most `size` at a time
+/// (one per core, at least two).
+///
+/// A permit is owned by the blocking task, not by the request: a client
+/// that hangs up drops its handler but not the hash it started, so the
+/// permit must live exactly as long as the hash.
+///
+/// Registrations (`hash`) may hold at most `size - 1` of the permits, so at
+/// least one is always left for logins (`verify`): a registration flood
+/// slows registrations down, not logins, and the total (memory: 19 MiB per
+/// hash) never exceeds `size`. One budget with a reserved share instead of
+/// two separate pools keeps that total bound.
+#[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    /// The share of `permits` registrations may hold.
+    registrations: Arc<Semaphore>,
+    size: usize,
     /// Verified against when the email is unknown, so that case costs the
     /// same as a wrong password.
     dummy_hash: Arc<str>,
+    gauge: Arc<Gauge>,
+    /// Runs on the blocking thread before each hash (tests hold hashes
+    /// there to saturate the pools).
+    #[cfg(test)]
+    hook: Option<Arc<dyn Fn(Work) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hasher")
+            .field("size", &self.size)
+            .field("gauge", &self.gauge)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a hash is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// `verify`: logins.
+    Login,
+    /// `hash`: registrations and `users add`.
+    Registration,
+}
+
+/// Hashes running on the blocking pool right now, how many ever started,
+/// and the most seen at once.
+#[derive(Debug)]
+struct Gauge {
+    counts: tokio::sync::watch::Sender<Counts>,
+    max_running: AtomicUsize,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    running: usize,
+    started: usize,
+}
+
+impl Default for Gauge {
+    fn default() -> Self {
+        Self {
+            counts: tokio::sync::watch::Sender::new(Counts::default()),
+            max_running: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// A snapshot of [`Hasher::load`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashLoad {
+    /// Hashes running now.
+    pub running: usize,
+    /// Hashes started so far.
+    pub started: usize,
+    /// The most hashes that have run at once.
+    pub max_running: usize,
+    /// The most that may run at once.
+    pub permits: usize,
+}
+
+/// Counts one running hash for as long as it lives.
+struct Running(Arc<Gauge>);
+
+impl Running {
+    fn start(gauge: &Arc<Gauge>) -> Self {
+        gauge.counts.send_modify(|c| {
+            c.running += 1;
+            c.started += 1;
+            gauge.max_running.fetch_max(c.running, Ordering::SeqCst);
+        });
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.counts.send_modify(|c| c.running -= 1);
+    }
 }
 
 impl Hasher {
     pub async fn new() -> Self {
-        let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let permits = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
         let dummy_hash = tokio::task::spawn_blocking(|| {
             hash_blocking("not a password anyone has: dummy for timing parity")
         })
@@ -53,19 +147,77 @@ impl Hasher {
         .expect("hashing task panicked");
         Self {
             permits: Arc::new(Semaphore::new(permits)),
+            registrations: Arc::new(Semaphore::new(permits - 1)),
+            size: permits,
             dummy_hash: dummy_hash.into(),
+            gauge: Arc::default(),
+            #[cfg(test)]
+            hook: None,
         }
     }
 
+    /// How many hashes run now, the most that ever ran at once, and the
+    /// budget.
+    pub fn load(&self) -> HashLoad {
+        let counts = *self.gauge.counts.borrow();
+        HashLoad {
+            running: counts.running,
+            started: counts.started,
+            max_running: self.gauge.max_running.load(Ordering::SeqCst),
+            permits: self.size,
+        }
+    }
+
+    /// Waits until no hash is running, e.g. for hashes whose requests were
+    /// abandoned.
+    pub async fn idle(&self) {
+        let mut counts = self.gauge.counts.subscribe();
+        let _ = counts.wait_for(|c| c.running == 0).await;
+    }
+
+    /// Waits until at least `n` hashes have started since this hasher was
+    /// created.
+    pub async fn started(&self, n: usize) {
+        let mut counts = self.gauge.counts.subscribe();
+        let _ = counts.wait_for(|c| c.started >= n).await;
+    }
+
+    fn start(&self, work: Work) -> Running {
+        let running = Running::start(&self.gauge);
+        #[cfg(test)]
+        if let Some(hook) = &self.hook {
+            hook(work);
+        }
+        let _ = work;
+        running
+    }
+
+    /// Hashes a new password (registration, `users add`) within the
+    /// registrations' share of the budget.
     pub async fn hash(&self, password: String) -> String {
-        let _permit = self
-            .permits
-            .acquire()
+        // Share first, then a permit: a registration waiting for a permit
+        // already counts against the share, so registrations never hold or
+        // queue for more than `size - 1` permits.
+        let share = self
+            .registrations
+            .clone()
+            .acquire_owned()
             .await
             .expect("semaphore never closed");
-        tokio::task::spawn_blocking(move || hash_blocking(&password))
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
             .await
-            .expect("hashing task panicked")
+            .expect("semaphore never closed");
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _held = (share, permit);
+            let _running = this.start(Work::Registration);
+            hash_blocking(&password)
+        })
+        .await
+        .expect("hashing task panicked")
     }
 
     /// `stored` is `None` for an unknown account: the dummy hash is checked
@@ -73,14 +225,20 @@ impl Hasher {
     pub async fn verify(&self, password: String, stored: Option<String>) -> bool {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
-        let _permit = self
+        let permit = self
             .permits
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .expect("semaphore never closed");
-        let matches = tokio::task::spawn_blocking(move || verify_blocking(&password, &hash))
-            .await
-            .expect("hashing task panicked");
+        let this = self.clone();
+        let matches = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let _running = this.start(Work::Login);
+            verify_blocking(&password, &hash)
+        })
+        .await
+        .expect("hashing task panicked");
         known && matches
     }
 }
@@ -138,6 +296,47 @@ mod tests {
         let hash = hasher.hash(a.clone()).await;
         assert!(hasher.verify(a, Some(hash.clone())).await);
         assert!(!hasher.verify(b, Some(hash)).await);
+    }
+
+    /// Issue 7.4: a registration flood holds at most its own share of the
+    /// hashing budget; a login still gets a slot.
+    #[tokio::test]
+    async fn logins_get_a_hash_slot_while_registrations_saturate_theirs() {
+        use std::sync::Mutex;
+        use std::sync::mpsc;
+        let (entered_tx, entered_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        let mut hasher = Hasher::new().await;
+        hasher.hook = Some(Arc::new(move |work| {
+            if work == Work::Registration {
+                let _ = entered_tx.send(());
+                // Held until the test ends (the sender is dropped).
+                let _ = release_rx.lock().unwrap().recv();
+            }
+        }));
+        let permits = hasher.load().permits;
+        let flood: Vec<_> = (0..permits + 2)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.hash("registration".into()).await })
+            })
+            .collect();
+        // Once one is held, every registration has asked for its permit.
+        let mut entered_rx = entered_rx;
+        entered_rx.recv().await.unwrap();
+        let login = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            hasher.verify("a login".into(), None),
+        )
+        .await;
+        assert!(login.is_ok(), "the login waited behind the registrations");
+        assert!(hasher.load().running < permits);
+        drop(release_tx);
+        for registration in flood {
+            registration.await.unwrap();
+        }
+        assert!(hasher.load().max_running <= permits, "{:?}", hasher.load());
     }
 
     #[tokio::test]

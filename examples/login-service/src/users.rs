@@ -92,6 +92,27 @@ pub fn email_key(raw: &str) -> String {
     lookup_key(&raw.trim_matches(trimmed).nfc().collect::<String>())
 }
 
+/// Checks a new account's fields without touching the database; returns
+/// the display email and its lookup key.
+pub fn validate(
+    email: &str,
+    password: &str,
+    name: Option<&str>,
+    role: &str,
+) -> Result<(String, String), String> {
+    let (email, key) = normalize_email(email)?;
+    passwords::check_policy(password)?;
+    if name.is_some_and(|n| n.chars().count() > MAX_NAME_CHARS) {
+        return Err(format!(
+            "name must have at most {MAX_NAME_CHARS} characters"
+        ));
+    }
+    if !ROLES.contains(&role) {
+        return Err(format!("role must be one of {ROLES:?}"));
+    }
+    Ok((email, key))
+}
+
 pub async fn create(
     pool: &Pool,
     hasher: &Hasher,
@@ -100,21 +121,8 @@ pub async fn create(
     name: Option<String>,
     role: &str,
 ) -> Result<Account, CreateError> {
-    let (email, key) = normalize_email(email).map_err(CreateError::Invalid)?;
-    passwords::check_policy(&password).map_err(CreateError::Invalid)?;
-    if name
-        .as_ref()
-        .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS)
-    {
-        return Err(CreateError::Invalid(format!(
-            "name must have at most {MAX_NAME_CHARS} characters"
-        )));
-    }
-    if !ROLES.contains(&role) {
-        return Err(CreateError::Invalid(format!(
-            "role must be one of {ROLES:?}"
-        )));
-    }
+    let (email, key) =
+        validate(email, &password, name.as_deref(), role).map_err(CreateError::Invalid)?;
     let hash = hasher.hash(password).await;
     let id = uuid::Uuid::new_v4().to_string();
     // ON CONFLICT instead of parsing driver-specific unique-violation errors.

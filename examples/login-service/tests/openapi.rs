@@ -193,3 +193,27 @@ async fn swagger_ui_is_served_offline_and_can_be_switched_off() {
     svc.stop().await;
     db.remove().await;
 }
+
+/// Issue 7: the throttling answers and the device cookie are in the document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_documents_429_and_login_its_device_cookie() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let svc = Service::start(&db).await;
+    let doc = fetch_doc(&svc).await;
+    let register = &doc["paths"]["/auth/register"]["post"]["responses"]["429"];
+    assert!(register["headers"]["Retry-After"].is_object(), "{register}");
+    let login = &doc["paths"]["/auth/login"]["post"];
+    assert!(
+        login["responses"]["200"]["headers"]["Set-Cookie"].is_object(),
+        "{login}"
+    );
+    let cookie = login["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "login_device")
+        .expect("the device cookie parameter");
+    assert_eq!(cookie["in"], "cookie");
+    svc.stop().await;
+    db.remove().await;
+}

@@ -21,6 +21,14 @@ on_both_backends!(
     key_rotation_publishes_both_keys_and_old_tokens_keep_working,
     instances_on_one_database_share_keys_and_revocations,
     registration_can_be_switched_off,
+    parallel_guesses_on_one_account_are_decided_before_hashing,
+    parallel_guesses_from_one_address_are_decided_before_hashing,
+    abandoned_logins_never_push_hashing_beyond_its_permits,
+    registration_flood_from_one_address_gets_429_after_the_limit,
+    address_limits_key_on_the_forwarded_client_only_behind_a_trusted_proxy,
+    a_trusted_device_logs_in_while_an_attacker_keeps_the_account_locked,
+    a_stolen_device_cookie_does_not_bypass_the_password,
+    a_forged_or_tampered_device_cookie_is_untrusted,
 );
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -280,6 +288,378 @@ async fn failed_logins_are_throttled_per_client_address(backend: Backend) {
     assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after = retry_after_of(&blocked);
     assert!((1..=30).contains(&retry_after), "{retry_after}");
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+/// Fires `guesses` logins at once; as soon as one of them has been refused
+/// (so the limit is certainly consumed) sends `correct` while the rest of the
+/// burst may still be in flight. Returns (401s, 429s, status of `correct`).
+async fn burst(svc: &Service, guesses: Vec<Value>, correct: Value) -> (usize, usize, StatusCode) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = tokio::task::JoinSet::new();
+    for body in guesses {
+        let request = svc.client.post(svc.url("/auth/login")).json(&body);
+        let tx = tx.clone();
+        tasks.spawn(async move {
+            let status = request.send().await.unwrap().status();
+            let _ = tx.send(status);
+            status
+        });
+    }
+    drop(tx);
+    while let Some(status) = rx.recv().await {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+    }
+    let correct = svc.post_json("/auth/login", correct).await.status();
+    let (mut evaluated, mut refused) = (0, 0);
+    while let Some(status) = tasks.join_next().await {
+        match status.unwrap() {
+            StatusCode::UNAUTHORIZED => evaluated += 1,
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    (evaluated, refused, correct)
+}
+
+/// Issue 7.1: the lock is taken with the attempt, before the slow hash, so
+/// a burst cannot have every guess evaluated.
+async fn parallel_guesses_on_one_account_are_decided_before_hashing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start_with(&db, |c| {
+        c.throttle.account_failures = 5;
+        c.throttle.address_failures = 1000;
+    })
+    .await;
+    svc.register("burst@example.com", PASSWORD).await;
+
+    let guesses = (0..40)
+        .map(|i| json!({"email": "burst@example.com", "password": format!("guess number {i}")}))
+        .collect();
+    let correct = json!({"email": "burst@example.com", "password": PASSWORD});
+    let (evaluated, refused, correct) = burst(&svc, guesses, correct).await;
+    assert!(
+        (1..=5).contains(&evaluated),
+        "{evaluated} guesses evaluated"
+    );
+    assert_eq!(evaluated + refused, 40);
+    assert_eq!(correct, StatusCode::TOO_MANY_REQUESTS);
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+async fn parallel_guesses_from_one_address_are_decided_before_hashing(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start_with(&db, |c| {
+        c.throttle.account_failures = 1000;
+        c.throttle.address_failures = 5;
+    })
+    .await;
+    svc.register("sprayed@example.com", PASSWORD).await;
+
+    let guesses = (0..40)
+        .map(|i| json!({"email": format!("user{i}@example.com"), "password": "Password1"}))
+        .collect();
+    let correct = json!({"email": "sprayed@example.com", "password": PASSWORD});
+    let (evaluated, refused, correct) = burst(&svc, guesses, correct).await;
+    assert!(
+        (1..=5).contains(&evaluated),
+        "{evaluated} guesses evaluated"
+    );
+    assert_eq!(evaluated + refused, 40);
+    assert_eq!(correct, StatusCode::TOO_MANY_REQUESTS);
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+/// Issue 7.4: a client that sends a login and hangs up drops the handler;
+/// the hash it started must keep holding its permit until it ends.
+async fn abandoned_logins_never_push_hashing_beyond_its_permits(backend: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let db = TestDb::new(backend).await;
+    let svc = Service::start_with(&db, |c| {
+        c.throttle.account_failures = 1000;
+        c.throttle.address_failures = 1000;
+    })
+    .await;
+    let address = svc.base.trim_start_matches("http://").to_owned();
+    let body = json!({"email": "gone@example.com", "password": "hanging up now"}).to_string();
+    let request = format!(
+        "POST /auth/login HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let hasher = svc.app.hasher();
+    for _ in 0..30 {
+        let started = hasher.load().started;
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        // Hang up once this login's hash is running.
+        hasher.started(started + 1).await;
+        drop(stream);
+    }
+    hasher.idle().await;
+    let load = hasher.load();
+    assert!(load.max_running >= 1, "{load:?}");
+    assert!(load.max_running <= load.permits, "{load:?}");
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+/// Issue 7.4: registration costs a hash like a login, so it is throttled
+/// per client address too.
+async fn registration_flood_from_one_address_gets_429_after_the_limit(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start_with(&db, |c| c.throttle.registrations_per_address = 3).await;
+    for i in 0..3 {
+        svc.register(&format!("new{i}@example.com"), PASSWORD).await;
+    }
+    for i in 3..5 {
+        let refused = svc
+            .post_json(
+                "/auth/register",
+                json!({"email": format!("new{i}@example.com"), "password": PASSWORD}),
+            )
+            .await;
+        let retry_after = retry_after_of(&refused);
+        assert!((1..=3600).contains(&retry_after), "{retry_after}");
+        let (status, body) = error_of(refused).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(body["error"], "too_many_attempts");
+    }
+    // Logins from that address are a separate budget.
+    svc.login("new0@example.com", PASSWORD).await;
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+/// Issue 7.3: behind a reverse proxy every client shares the proxy's
+/// address; the forwarded one counts, but only from a trusted proxy.
+async fn address_limits_key_on_the_forwarded_client_only_behind_a_trusted_proxy(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let limits = |c: &mut login_service::Config| {
+        c.throttle.address_failures = 3;
+        c.throttle.account_failures = 1000;
+    };
+    // The test client (127.0.0.1) plays the proxy.
+    let behind_proxy = Service::start_with(&db, |c| {
+        limits(c);
+        c.trusted_proxies = vec![login_service::parse_trusted_proxy("127.0.0.0/8").unwrap()];
+    })
+    .await;
+    behind_proxy.register("owner@example.com", PASSWORD).await;
+    let login = |svc: &Service, header: (&'static str, &'static str), password: &str| {
+        svc.client
+            .post(svc.url("/auth/login"))
+            .header(header.0, header.1)
+            .json(&json!({"email": "owner@example.com", "password": password}))
+            .send()
+    };
+
+    // One client behind the proxy (which appended its address to whatever
+    // the client claimed) uses up its address limit...
+    for header in [
+        ("x-forwarded-for", "192.0.2.1, 198.51.100.7"),
+        ("x-forwarded-for", "198.51.100.7"),
+        ("forwarded", "for=\"198.51.100.7:5555\""),
+    ] {
+        let response = login(&behind_proxy, header, "wrong password")
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let blocked = login(&behind_proxy, ("x-forwarded-for", "198.51.100.7"), PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+    // ...and another client behind the same proxy is not locked out.
+    let other = login(&behind_proxy, ("x-forwarded-for", "198.51.100.8"), PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+
+    // Where the peer is not a trusted proxy, a spoofed header changes
+    // nothing: every attempt counts against the peer.
+    let direct = Service::start_with(&db, |c| {
+        limits(c);
+        c.trusted_proxies = vec![login_service::parse_trusted_proxy("10.0.0.0/8").unwrap()];
+    })
+    .await;
+    for header in [
+        ("x-forwarded-for", "203.0.113.1"),
+        ("forwarded", "for=203.0.113.2"),
+        ("x-forwarded-for", "203.0.113.3"),
+    ] {
+        let response = login(&direct, header, "wrong password").await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let spoofed = login(&direct, ("x-forwarded-for", "203.0.113.4"), PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(spoofed.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    behind_proxy.stop().await;
+    direct.stop().await;
+    db.remove().await;
+}
+
+/// Logs in, optionally presenting `cookie` (`name=value`); returns the
+/// response.
+async fn login_with_cookie(
+    svc: &Service,
+    email: &str,
+    password: &str,
+    cookie: Option<&str>,
+) -> Response {
+    let mut request = svc
+        .client
+        .post(svc.url("/auth/login"))
+        .json(&json!({"email": email, "password": password}));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request.send().await.unwrap()
+}
+
+/// The `name=value` of the device cookie a login set, checking its
+/// attributes.
+fn device_cookie_of(response: &Response) -> String {
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .expect("a device cookie")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let attributes: Vec<&str> = set_cookie.split(';').map(str::trim).collect();
+    assert!(attributes[0].starts_with("login_device="), "{set_cookie}");
+    for expected in ["HttpOnly", "SameSite=Strict", "Path=/auth"] {
+        assert!(attributes.contains(&expected), "{set_cookie}");
+    }
+    // The test issuer is plain http on loopback: Secure would drop it.
+    assert!(!attributes.contains(&"Secure"), "{set_cookie}");
+    attributes[0].to_owned()
+}
+
+/// Issue 7.2: an attacker's failures lock the account for untrusted
+/// clients only; the owner's browser, known by its device cookie, gets in.
+async fn a_trusted_device_logs_in_while_an_attacker_keeps_the_account_locked(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start_with(&db, |c| {
+        c.throttle.account_failures = 3;
+        c.throttle.address_failures = 1000;
+    })
+    .await;
+    svc.register("owner@example.com", PASSWORD).await;
+    let earlier = login_with_cookie(&svc, "owner@example.com", PASSWORD, None).await;
+    assert_eq!(earlier.status(), StatusCode::OK);
+    let cookie = device_cookie_of(&earlier);
+
+    // The attacker keeps guessing: the account is locked for untrusted
+    // clients, the owner's other browsers included.
+    for _ in 0..6 {
+        let guess = login_with_cookie(&svc, "owner@example.com", "guess guess", None).await;
+        assert_ne!(guess.status(), StatusCode::OK);
+    }
+    let untrusted = login_with_cookie(&svc, "owner@example.com", PASSWORD, None).await;
+    assert_eq!(untrusted.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // The owner's device is not locked out, and gets a fresh cookie.
+    let trusted = login_with_cookie(&svc, "OWNER@example.com", PASSWORD, Some(&cookie)).await;
+    assert_eq!(trusted.status(), StatusCode::OK);
+    let renewed = device_cookie_of(&trusted);
+    let again = login_with_cookie(&svc, "owner@example.com", PASSWORD, Some(&renewed)).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    // Its success does not lift the attacker's lockout.
+    let untrusted = login_with_cookie(&svc, "owner@example.com", PASSWORD, None).await;
+    assert_eq!(untrusted.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+/// Issue 7.2: the cookie only lifts the account lockout; the password is
+/// still checked, and the device has its own small budget.
+async fn a_stolen_device_cookie_does_not_bypass_the_password(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start_with(&db, |c| {
+        c.throttle.device_failures = 3;
+        c.throttle.account_failures = 1000;
+        c.throttle.address_failures = 1000;
+    })
+    .await;
+    svc.register("owner@example.com", PASSWORD).await;
+    let stolen =
+        device_cookie_of(&login_with_cookie(&svc, "owner@example.com", PASSWORD, None).await);
+
+    for _ in 0..3 {
+        let guess =
+            login_with_cookie(&svc, "owner@example.com", "guess guess", Some(&stolen)).await;
+        let (status, body) = error_of(guess).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["error"], "invalid_credentials");
+    }
+    // Its budget is spent: that device is locked out, right password or not.
+    let locked = login_with_cookie(&svc, "owner@example.com", PASSWORD, Some(&stolen)).await;
+    assert!(retry_after_of(&locked) >= 1);
+    assert_eq!(locked.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The device's failures are its own: the account is not locked.
+    let elsewhere = login_with_cookie(&svc, "owner@example.com", PASSWORD, None).await;
+    assert_eq!(elsewhere.status(), StatusCode::OK);
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+/// Issue 7.2: only a cookie this service signed for this account is trusted.
+async fn a_forged_or_tampered_device_cookie_is_untrusted(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start_with(&db, |c| {
+        c.throttle.account_failures = 2;
+        c.throttle.address_failures = 1000;
+    })
+    .await;
+    svc.register("owner@example.com", PASSWORD).await;
+    svc.register("other@example.com", PASSWORD).await;
+    let genuine =
+        device_cookie_of(&login_with_cookie(&svc, "owner@example.com", PASSWORD, None).await);
+    let others =
+        device_cookie_of(&login_with_cookie(&svc, "other@example.com", PASSWORD, None).await);
+    for _ in 0..2 {
+        let guess = login_with_cookie(&svc, "owner@example.com", "guess guess", None).await;
+        assert_eq!(guess.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    let (name, value) = genuine.split_once('=').unwrap();
+    let flip = |s: &str, at: usize| {
+        let mut bytes = s.as_bytes().to_vec();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(bytes).unwrap()
+    };
+    let forged = [
+        format!("{name}={}", flip(value, value.len() - 2)),
+        format!("{name}={}", flip(value, 0)),
+        format!("{name}=garbage"),
+        format!("{name}="),
+        format!("{name}={value}.extra"),
+        others,
+    ];
+    for cookie in &forged {
+        let response = login_with_cookie(&svc, "owner@example.com", PASSWORD, Some(cookie)).await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "{cookie}");
+    }
+    // Among other cookies, the genuine one still works.
+    let jar = format!("theme=dark; {genuine}; other=1");
+    let response = login_with_cookie(&svc, "owner@example.com", PASSWORD, Some(&jar)).await;
+    assert_eq!(response.status(), StatusCode::OK);
 
     svc.stop().await;
     db.remove().await;

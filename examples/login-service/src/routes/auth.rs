@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tower_jwt_auth::axum::Claims;
@@ -71,15 +71,26 @@ fn no_store(body: TokenResponse) -> Response {
         JsonBodyRejections,
         (status = 409, description = "Email already registered", body = ErrorBody),
         (status = 422, description = "Missing field, invalid email or password policy", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this client address", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
 )]
 pub async fn register(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(req): Json<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Account>), ApiError> {
     if let Some(name) = &req.name {
         super::reject_nul("name", name)?;
+    }
+    // Invalid input costs no hash: answer it before counting.
+    users::validate(&req.email, &req.password, req.name.as_deref(), "user")
+        .map_err(ApiError::unprocessable)?;
+    let client = state.client_key(peer.ip(), &headers);
+    if let Some(wait) = state.throttle.reserve_registration(&client).await? {
+        return Err(ApiError::too_many_registrations(wait));
     }
     match users::create(
         &state.pool,
@@ -111,12 +122,17 @@ pub async fn register(
     path = "/auth/login",
     tag = "auth",
     request_body = LoginRequest,
+    params(
+        ("login_device" = Option<String>, Cookie,
+            description = "The device cookie from an earlier successful login to this account, if any"),
+    ),
     responses(
-        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 200, description = "Logged in", body = TokenResponse,
+            headers(("Set-Cookie" = String, description = "A new device cookie `login_device` (HttpOnly, SameSite=Strict, Path=/auth; Secure unless the issuer is http on loopback). Presented at later logins to this account, it exempts this browser from the account lockout that failures by others cause; it has its own small failure budget and never replaces the password."))),
         JsonBodyRejections,
         (status = 401, description = "Unknown email or wrong password (one answer for both)", body = ErrorBody),
         (status = 422, description = "Missing field", body = ErrorBody),
-        (status = 429, description = "Too many failed attempts for this account or address", body = ErrorBody,
+        (status = 429, description = "Too many failed attempts for this account (untrusted clients), this device cookie or this client address", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     )
@@ -124,11 +140,21 @@ pub async fn register(
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let key = users::email_key(&req.email);
-    let counters = throttle::Keys::new(&key, peer.ip());
-    if let Some(wait) = state.throttle.blocked_for(&counters).await? {
+    let client = state.client_key(peer.ip(), &headers);
+    let account = throttle::account_digest(&key);
+    // A browser that logged in to this account before is judged by its own
+    // failures, not by the account lockout others may have caused.
+    let counters = match state.devices.trusted(&headers, &account) {
+        Some(device) => throttle::LoginKeys::device(&device),
+        None => throttle::LoginKeys::untrusted(&account, &client),
+    };
+    // Decided and counted before the slow hash: parallel guesses cannot
+    // all pass a check none of them has recorded yet.
+    if let Some(wait) = state.throttle.reserve_login(&counters).await? {
         return Err(ApiError::too_many_attempts(wait));
     }
     let found = if key.contains('\0') {
@@ -149,14 +175,19 @@ pub async fn login(
 
     match subject {
         Some(subject) if verified => {
-            state.throttle.record_success(&counters).await?;
+            state.throttle.succeeded(&counters).await?;
             let tokens = state.sessions.start(&subject).await?;
             tracing::info!(user = %subject.id, "login succeeded");
-            Ok(no_store(tokens))
+            let mut response = no_store(tokens);
+            response
+                .headers_mut()
+                .insert(header::SET_COOKIE, state.devices.issue(&account));
+            Ok(response)
         }
         _ => {
-            state.throttle.record_failure(&counters).await?;
-            tracing::info!(peer = %peer.ip(), "login failed");
+            // Counted by the reservation already.
+            state.throttle.failed(&counters).await?;
+            tracing::info!(client = %client, "login failed");
             Err(ApiError::invalid_credentials())
         }
     }
