@@ -1,6 +1,7 @@
 //! Runtime configuration, assembled once (from flags and environment in
 //! `main`, directly in tests) and handed down.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything [`crate::App::build`] needs.
@@ -23,6 +24,10 @@ pub struct Config {
     pub key_reload_interval: Duration,
     pub throttle: ThrottleConfig,
     pub max_connections: u32,
+    /// The key-encryption key file that private signing keys are encrypted
+    /// under. Required on PostgreSQL; on SQLite it defaults to the database
+    /// file's path plus `.kek`, created on first start.
+    pub key_encryption_key_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -39,7 +44,14 @@ impl Config {
             key_reload_interval: Duration::from_secs(30),
             throttle: ThrottleConfig::default(),
             max_connections: 10,
+            key_encryption_key_file: None,
         }
+    }
+
+    /// How long a superseded signing key stays published (then deleted):
+    /// the longest life of a token it signed plus the verifiers' leeway.
+    pub fn retired_key_retention(&self) -> Duration {
+        self.access_token_ttl + tower_jwt_auth::DEFAULT_LEEWAY
     }
 }
 
