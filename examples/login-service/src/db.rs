@@ -57,9 +57,8 @@ pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     let rest = url.strip_prefix("sqlite:")?;
     let rest = rest.strip_prefix("//").unwrap_or(rest);
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let in_memory = path.is_empty()
-        || path == ":memory:"
-        || query.split('&').any(|pair| pair == "mode=memory");
+    let in_memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|pair| pair == "mode=memory");
     (!in_memory).then(|| PathBuf::from(path))
 }
 

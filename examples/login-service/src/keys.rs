@@ -283,15 +283,19 @@ fn wrong_kek(kek: &Kek, recorded: &str) -> KeyError {
 /// wins and the others are refused.
 async fn claim_kek(pool: &Pool, kek: &Kek) -> Result<(), KeyError> {
     if recorded_kek_id(pool).await?.is_none() {
-        sqlx::query("INSERT INTO key_encryption (id, kek_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
-            .bind(kek.id())
-            .execute(pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO key_encryption (id, kek_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(kek.id())
+        .execute(pool)
+        .await?;
     }
     match recorded_kek_id(pool).await? {
         Some(recorded) if recorded == kek.id() => Ok(()),
         Some(recorded) => Err(wrong_kek(kek, &recorded)),
-        None => Err(KeyError::Kek("could not record the key-encryption key".into())),
+        None => Err(KeyError::Kek(
+            "could not record the key-encryption key".into(),
+        )),
     }
 }
 
@@ -335,9 +339,10 @@ async fn seal_plaintext_rows(pool: &Pool, kek: &Kek) -> Result<(), KeyError> {
 /// verifier's leeway), so they are no longer published nor stored; returns
 /// their kids. The active key and upcoming ones are never deleted.
 pub async fn prune_retired(pool: &Pool, retention: i64, now: i64) -> Result<Vec<String>, KeyError> {
-    let rows = sqlx::query("SELECT generation, kid, activates_at FROM signing_keys ORDER BY generation")
-        .fetch_all(pool)
-        .await?;
+    let rows =
+        sqlx::query("SELECT generation, kid, activates_at FROM signing_keys ORDER BY generation")
+            .fetch_all(pool)
+            .await?;
     let mut keys = Vec::with_capacity(rows.len());
     for row in &rows {
         keys.push((
@@ -354,7 +359,10 @@ pub async fn prune_retired(pool: &Pool, retention: i64, now: i64) -> Result<Vec<
                 .bind(generation)
                 .execute(pool)
                 .await?;
-            tracing::info!(kid, "deleted a retired signing key: its tokens have expired");
+            tracing::info!(
+                kid,
+                "deleted a retired signing key: its tokens have expired"
+            );
             deleted.push(kid);
         }
     }

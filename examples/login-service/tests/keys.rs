@@ -126,7 +126,10 @@ fn header_kid(token: &str) -> String {
 }
 
 fn temp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("login_service_{}_{name}", uuid::Uuid::new_v4().simple()))
+    std::env::temp_dir().join(format!(
+        "login_service_{}_{name}",
+        uuid::Uuid::new_v4().simple()
+    ))
 }
 
 async fn private_keys_are_stored_encrypted_under_the_kek(backend: Backend) {
@@ -209,7 +212,8 @@ async fn start_with_a_wrong_or_missing_kek_fails_clearly_and_changes_nothing(bac
     config.key_encryption_key_file = Some(wrong.clone());
     let error = App::build(config.clone()).await.unwrap_err().to_string();
     assert!(
-        error.contains("encrypted with another key-encryption key") && error.contains("Nothing was changed"),
+        error.contains("encrypted with another key-encryption key")
+            && error.contains("Nothing was changed"),
         "{error}"
     );
     // The CLI refuses it too, before adding a key.
@@ -364,9 +368,10 @@ async fn retired_keys_are_pruned_after_the_retention_and_not_before(backend: Bac
     assert_eq!(deleted, vec![old_kid.clone()]);
     let left: Vec<String> = stored_keys(&db).await.into_iter().map(|k| k.0).collect();
     assert_eq!(left, vec![new_kid.clone()]);
-    let deleted = login_service::keys::prune_retired(&pool, retention, activates_at + 10 * retention)
-        .await
-        .unwrap();
+    let deleted =
+        login_service::keys::prune_retired(&pool, retention, activates_at + 10 * retention)
+            .await
+            .unwrap();
     assert!(deleted.is_empty(), "the active key stays: {deleted:?}");
     pool.close().await;
 
@@ -413,7 +418,9 @@ fn keys_rotate_refuses_activate_after_zero_and_negative() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{value}: {stderr}");
         assert!(
-            stderr.contains(&format!("invalid value '{value}' for '--activate-after-secs")),
+            stderr.contains(&format!(
+                "invalid value '{value}' for '--activate-after-secs"
+            )),
             "{stderr}"
         );
         assert!(!file.exists(), "refused before touching the database");
