@@ -101,7 +101,12 @@ enum KeysCommand {
         /// Must exceed the instances' key reload interval and verifiers'
         /// JWKS cache time (60 s); at least 1, since a key must be published
         /// before it signs.
-        #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(i64).range(1..))]
+        #[arg(
+            long,
+            default_value_t = 120,
+            allow_negative_numbers = true,
+            value_parser = clap::value_parser!(i64).range(1..)
+        )]
         activate_after_secs: i64,
     },
     /// Re-encrypt every private signing key under a new key-encryption key,
@@ -115,7 +120,18 @@ enum KeysCommand {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Display, not Debug: the messages say what to do.
+            eprintln!("login-service: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(

@@ -219,9 +219,11 @@ async fn start_with_a_wrong_or_missing_kek_fails_clearly_and_changes_nothing(bac
     // The CLI refuses it too, before adding a key.
     let output = cli(&db, Some(&wrong), &["keys", "rotate"]);
     assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("another key-encryption key"),
-        "{output:?}"
+        stderr.starts_with("login-service: key-encryption key: the signing keys in this database")
+            && stderr.contains("another key-encryption key"),
+        "{stderr}"
     );
 
     // A KEK file that is gone is not replaced by a new one.
@@ -409,14 +411,24 @@ async fn sqlite_database_and_kek_files_are_created_0600() {
 fn keys_rotate_refuses_activate_after_zero_and_negative() {
     let file = temp_path("rotate.db");
     let url = format!("sqlite://{}", file.display());
-    for value in ["0", "-5"] {
+    for args in [
+        ["--activate-after-secs=0"].as_slice(),
+        &["--activate-after-secs", "0"],
+        &["--activate-after-secs=-5"],
+        &["--activate-after-secs", "-5"],
+    ] {
+        let value = args
+            .concat()
+            .replace("--activate-after-secs", "")
+            .replace('=', "");
         let output = Command::new(env!("CARGO_BIN_EXE_login-service"))
-            .args(["keys", "rotate", &format!("--activate-after-secs={value}")])
+            .args(["keys", "rotate"])
+            .args(args)
             .env("DATABASE_URL", &url)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{value}: {stderr}");
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
             stderr.contains(&format!(
                 "invalid value '{value}' for '--activate-after-secs"
