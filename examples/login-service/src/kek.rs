@@ -95,13 +95,20 @@ impl Kek {
     }
 
     /// Creates a new KEK file (mode 0600, never overwriting) and returns it.
+    /// The file appears complete or not at all: it is written under a
+    /// temporary name and hard-linked into place, which fails if it exists.
     pub fn generate_file(path: &Path) -> Result<Self, String> {
         let key: [u8; 32] = XChaCha20Poly1305::generate_key(&mut OsRng).into();
-        let mut file = create_private(path)
-            .map_err(|e| format!("creating key-encryption key file {}: {e}", path.display()))?;
-        file.write_all(format!("{}\n", STANDARD.encode(key)).as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| format!("writing key-encryption key file {}: {e}", path.display()))?;
+        let mut temporary = path.as_os_str().to_owned();
+        temporary.push(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
+        let temporary = PathBuf::from(temporary);
+        let written = create_private(&temporary).and_then(|mut file| {
+            file.write_all(format!("{}\n", STANDARD.encode(key)).as_bytes())?;
+            file.sync_all()
+        });
+        let linked = written.and_then(|()| std::fs::hard_link(&temporary, path));
+        let _ = std::fs::remove_file(&temporary);
+        linked.map_err(|e| format!("creating key-encryption key file {}: {e}", path.display()))?;
         Ok(Self::from_bytes(key, path.display().to_string()))
     }
 
@@ -179,11 +186,18 @@ pub async fn resolve(
     }
     let recorded = crate::keys::recorded_kek_id(pool).await?;
     match recorded {
-        None if sqlite => {
-            let kek = Kek::generate_file(&path).map_err(KeyError::Kek)?;
-            tracing::info!(path = %path.display(), "created a key-encryption key file; back it up apart from the database");
-            Ok(kek)
-        }
+        None if sqlite => match Kek::generate_file(&path) {
+            Ok(kek) => {
+                tracing::info!(
+                    path = %path.display(),
+                    "created a key-encryption key file; back it up apart from the database"
+                );
+                Ok(kek)
+            }
+            // Another process on the same database created it first.
+            Err(_) if path.exists() => Kek::read(&path).map_err(KeyError::Kek),
+            Err(e) => Err(KeyError::Kek(e)),
+        },
         None => Err(KeyError::Kek(format!(
             "{} does not exist; create it once with `(umask 077; openssl rand -base64 32 > {})` \
              and give every instance the same file",
@@ -252,6 +266,28 @@ mod tests {
         assert!(kek.open("kid-2", &sealed).is_err(), "kid is bound");
         assert!(Kek::ephemeral().open("kid-1", &sealed).is_err());
         assert_ne!(kek.seal("kid-1", b"secret").unwrap(), sealed, "fresh nonce");
+    }
+
+    #[test]
+    fn generated_kek_file_is_never_overwritten_nor_left_half_written() {
+        let path = std::env::temp_dir().join(format!(
+            "login_service_kek_{}.kek",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let first = Kek::generate_file(&path).unwrap();
+        assert!(Kek::generate_file(&path).is_err(), "exists");
+        assert_eq!(Kek::read(&path).unwrap().id(), first.id());
+        let siblings = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&*path.file_name().unwrap().to_string_lossy())
+            })
+            .count();
+        assert_eq!(siblings, 1, "no temporary file left");
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]
