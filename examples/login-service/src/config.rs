@@ -1,6 +1,7 @@
 //! Runtime configuration, assembled once (from flags and environment in
 //! `main`, directly in tests) and handed down.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything [`crate::App::build`] needs.
@@ -31,6 +32,10 @@ pub struct Config {
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name
     /// the client for per-address limits. Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The key-encryption key file that private signing keys are encrypted
+    /// under. Required on PostgreSQL; on SQLite it defaults to the database
+    /// file's path plus `.kek`, created on first start.
+    pub key_encryption_key_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -49,7 +54,14 @@ impl Config {
             throttle: ThrottleConfig::default(),
             max_connections: 10,
             trusted_proxies: Vec::new(),
+            key_encryption_key_file: None,
         }
+    }
+
+    /// How long a superseded signing key stays published (then deleted):
+    /// the longest life of a token it signed plus the verifiers' leeway.
+    pub fn retired_key_retention(&self) -> Duration {
+        self.access_token_ttl + tower_jwt_auth::DEFAULT_LEEWAY
     }
 }
 

@@ -1,6 +1,7 @@
 //! Connecting to SQLite or PostgreSQL through sqlx's `Any` driver, so every
 //! query and migration is written once in portable SQL.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::AnyPool;
@@ -17,6 +18,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub async fn connect(url: &str, max_connections: u32) -> Result<Pool, sqlx::Error> {
     sqlx::any::install_default_drivers();
     let sqlite = url.starts_with("sqlite:");
+    let creates = !url.contains("mode=") || url.contains("mode=rwc");
+    if let Some(path) = sqlite_file(url).filter(|_| creates) {
+        create_private_file(&path)?;
+    }
     let url = if sqlite && !url.contains("mode=") {
         // A first start must create the file; sqlx's default is to refuse.
         let sep = if url.contains('?') { '&' } else { '?' };
@@ -44,6 +49,31 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Pool, sqlx::Erro
     }
     MIGRATOR.run(&pool).await?;
     Ok(pool)
+}
+
+/// The file of a `sqlite:` URL; `None` for other databases and in-memory
+/// SQLite.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|pair| pair == "mode=memory");
+    (!in_memory).then(|| PathBuf::from(path))
+}
+
+/// Creates a missing SQLite file with mode 0600 before SQLite does (which
+/// would use 0644), so password hashes and keys are never world-readable.
+/// SQLite gives its `-wal` and `-shm` files the same mode.
+fn create_private_file(path: &std::path::Path) -> Result<(), sqlx::Error> {
+    match crate::kek::create_private(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            crate::kek::warn_if_shared(path);
+            Ok(())
+        }
+        Err(e) => Err(sqlx::Error::Io(e)),
+    }
 }
 
 /// Seconds since the Unix epoch: every timestamp is stored this way.

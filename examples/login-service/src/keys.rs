@@ -5,7 +5,10 @@
 //! A rotated-in key is published at once but signs only from its
 //! `activates_at`, giving other instances time to learn it before tokens
 //! signed with it reach them. A retired key stays published until the last
-//! token it signed has expired.
+//! token it signed has expired, and is then deleted.
+//!
+//! Private keys are stored encrypted under the key-encryption key
+//! ([`crate::kek`]); the `key_encryption` table names that KEK.
 
 use std::sync::{Arc, RwLock};
 
@@ -17,6 +20,7 @@ use tower_jwt_auth::issue::{self, SigningKey};
 use tower_jwt_auth::{Algorithm, KeySet, KeyStore};
 
 use crate::db::{Pool, now};
+use crate::kek::{self, Kek};
 
 /// RFC 8410 PKCS#8 v1 wrapping of an Ed25519 seed: fixed ASN.1 header
 /// (SEQUENCE, version 0, AlgorithmIdentifier id-Ed25519, OCTET STRING of
@@ -29,6 +33,9 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
 pub enum KeyError {
     Db(sqlx::Error),
     Key(String),
+    /// The key-encryption key is missing, unreadable or not the one the
+    /// stored keys are encrypted with.
+    Kek(String),
 }
 
 impl std::fmt::Display for KeyError {
@@ -36,6 +43,7 @@ impl std::fmt::Display for KeyError {
         match self {
             Self::Db(e) => write!(f, "database: {e}"),
             Self::Key(e) => write!(f, "signing key: {e}"),
+            Self::Kek(e) => write!(f, "key-encryption key: {e}"),
         }
     }
 }
@@ -75,20 +83,26 @@ impl KeyRing {
     /// and retired ones whose tokens (`retention` seconds at most) may still
     /// be in use.
     pub fn published(&self, now: i64, retention: i64) -> Vec<&SigningKey> {
+        let activations: Vec<i64> = self.keys.iter().map(|k| k.activates_at).collect();
         self.keys
             .iter()
             .enumerate()
-            .filter(|(i, _)| {
-                let retired_at = self.keys[i + 1..]
-                    .iter()
-                    .filter(|later| later.activates_at <= now)
-                    .map(|later| later.activates_at)
-                    .min();
-                retired_at.is_none_or(|at| at + retention > now)
-            })
+            .filter(|(i, _)| !expired(&activations, *i, now, retention))
             .map(|(_, k)| &k.key)
             .collect()
     }
+}
+
+/// Whether key `i` (of keys in generation order, given by activation time)
+/// was superseded by a newer active key at least `retention` seconds before
+/// `now`, so no token it signed can still be valid.
+fn expired(activations: &[i64], i: usize, now: i64, retention: i64) -> bool {
+    let retired_at = activations[i + 1..]
+        .iter()
+        .copied()
+        .filter(|&at| at <= now)
+        .min();
+    retired_at.is_some_and(|at| at + retention <= now)
 }
 
 /// The ring plus the library key store that verifies this service's tokens.
@@ -96,27 +110,22 @@ impl KeyRing {
 pub struct Keys {
     ring: Arc<RwLock<Arc<KeyRing>>>,
     store: KeyStore,
+    kek: Kek,
     /// How long a retired key stays published, in seconds.
     retention: i64,
 }
 
 impl Keys {
-    /// Creates the first key if the database has none, then loads them all.
-    pub async fn bootstrap(pool: &Pool, retention: i64) -> Result<Self, KeyError> {
-        let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM signing_keys")
-            .fetch_one(pool)
-            .await?
-            .try_get("n")?;
-        if existing == 0 {
-            // Generation 1 is unique: of several instances starting on an
-            // empty database at once, one insert wins and all load it.
-            insert_key(pool, 1, now()).await?;
-        }
-        let ring = load(pool).await?;
+    /// [`prepare`]s the database, deletes expired keys, then loads them all.
+    pub async fn bootstrap(pool: &Pool, kek: &Kek, retention: i64) -> Result<Self, KeyError> {
+        prepare(pool, kek).await?;
+        prune_retired(pool, retention, now()).await?;
+        let ring = load(pool, kek).await?;
         let store = KeyStore::new(key_set(&ring, retention)?);
         Ok(Self {
             ring: Arc::new(RwLock::new(Arc::new(ring))),
             store,
+            kek: kek.clone(),
             retention,
         })
     }
@@ -135,9 +144,11 @@ impl Keys {
         issue::jwk_set(ring.published(now(), self.retention))
     }
 
-    /// Re-reads the keys and swaps them in for signing and verifying.
+    /// Deletes keys whose tokens have all expired, re-reads the rest and
+    /// swaps them in for signing and verifying.
     pub async fn reload(&self, pool: &Pool) -> Result<(), KeyError> {
-        let ring = load(pool).await?;
+        prune_retired(pool, self.retention, now()).await?;
+        let ring = load(pool, &self.kek).await?;
         let set = key_set(&ring, self.retention)?;
         *self.ring.write().expect("key ring lock poisoned") = Arc::new(ring);
         self.store.replace(set);
@@ -149,7 +160,7 @@ fn key_set(ring: &KeyRing, retention: i64) -> Result<KeySet, KeyError> {
     Ok(KeySet::from_signing_keys(ring.published(now(), retention)))
 }
 
-async fn load(pool: &Pool) -> Result<KeyRing, KeyError> {
+async fn load(pool: &Pool, kek: &Kek) -> Result<KeyRing, KeyError> {
     let rows = sqlx::query(
         "SELECT generation, kid, algorithm, private_key, activates_at \
          FROM signing_keys ORDER BY generation",
@@ -165,9 +176,15 @@ async fn load(pool: &Pool) -> Result<KeyRing, KeyError> {
             "ES256" => Algorithm::ES256,
             other => return Err(KeyError::Key(format!("unsupported algorithm {other}"))),
         };
-        let der = STANDARD
-            .decode(row.try_get::<String, _>("private_key")?)
-            .map_err(|e| KeyError::Key(e.to_string()))?;
+        let stored: String = row.try_get("private_key")?;
+        let der = if kek::is_sealed(&stored) {
+            kek.open(&kid, &stored).map_err(KeyError::Kek)?
+        } else {
+            // Written before encryption by an older instance still running.
+            STANDARD
+                .decode(stored)
+                .map_err(|e| KeyError::Key(e.to_string()))?
+        };
         let key = SigningKey::from_pkcs8_der(algorithm, kid, &der)
             .map_err(|e| KeyError::Key(e.to_string()))?;
         keys.push(RingKey {
@@ -183,14 +200,14 @@ async fn load(pool: &Pool) -> Result<KeyRing, KeyError> {
 
 /// Adds a key that starts signing `activate_after` seconds from now and
 /// returns its `kid`.
-pub async fn rotate(pool: &Pool, activate_after: i64) -> Result<String, KeyError> {
+pub async fn rotate(pool: &Pool, kek: &Kek, activate_after: i64) -> Result<String, KeyError> {
     for _ in 0..5 {
         let latest: Option<i64> = sqlx::query("SELECT MAX(generation) AS g FROM signing_keys")
             .fetch_one(pool)
             .await?
             .try_get("g")?;
         let generation = latest.unwrap_or(0) + 1;
-        if let Some(kid) = insert_key(pool, generation, now() + activate_after).await? {
+        if let Some(kid) = insert_key(pool, kek, generation, now() + activate_after).await? {
             return Ok(kid);
         }
         // Lost a race with a concurrent rotation: take the next generation.
@@ -201,23 +218,200 @@ pub async fn rotate(pool: &Pool, activate_after: i64) -> Result<String, KeyError
 /// Inserts a fresh Ed25519 key; `None` when the generation is taken.
 async fn insert_key(
     pool: &Pool,
+    kek: &Kek,
     generation: i64,
     activates_at: i64,
 ) -> Result<Option<String>, KeyError> {
     let (kid, der) = generate_ed25519()?;
+    let sealed = kek.seal(&kid, &der).map_err(KeyError::Kek)?;
     let inserted = sqlx::query(
         "INSERT INTO signing_keys (generation, kid, algorithm, private_key, created_at, activates_at) \
          VALUES ($1, $2, 'EdDSA', $3, $4, $5) ON CONFLICT (generation) DO NOTHING",
     )
     .bind(generation)
     .bind(&kid)
-    .bind(STANDARD.encode(&der))
+    .bind(sealed)
     .bind(now())
     .bind(activates_at)
     .execute(pool)
     .await?
     .rows_affected();
     Ok((inserted == 1).then_some(kid))
+}
+
+/// Checks the KEK against the database (writing nothing if it is the wrong
+/// one), encrypts plaintext keys left from before encryption, and creates
+/// the first key if the database has none.
+pub async fn prepare(pool: &Pool, kek: &Kek) -> Result<(), KeyError> {
+    claim_kek(pool, kek).await?;
+    seal_plaintext_rows(pool, kek).await?;
+    let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM signing_keys")
+        .fetch_one(pool)
+        .await?
+        .try_get("n")?;
+    if existing == 0 {
+        // Generation 1 is unique: of several instances starting on an
+        // empty database at once, one insert wins and all load it.
+        insert_key(pool, kek, 1, now()).await?;
+    }
+    Ok(())
+}
+
+/// The KEK the database's keys are encrypted with, if one is recorded.
+pub async fn recorded_kek_id(pool: &Pool) -> Result<Option<String>, KeyError> {
+    Ok(
+        sqlx::query("SELECT kek_id FROM key_encryption WHERE id = 1")
+            .fetch_optional(pool)
+            .await?
+            .map(|row| row.try_get("kek_id"))
+            .transpose()?,
+    )
+}
+
+fn wrong_kek(kek: &Kek, recorded: &str) -> KeyError {
+    KeyError::Kek(format!(
+        "the signing keys in this database are encrypted with another key-encryption key \
+         (id {recorded}) than the one in {} (id {}); start with the original \
+         --key-encryption-key-file (after `keys rewrap`, the new one). Nothing was changed.",
+        kek.source(),
+        kek.id()
+    ))
+}
+
+/// Refuses a KEK other than the recorded one; records it on a database
+/// that has none yet. Of instances racing to record different KEKs, one
+/// wins and the others are refused.
+async fn claim_kek(pool: &Pool, kek: &Kek) -> Result<(), KeyError> {
+    if recorded_kek_id(pool).await?.is_none() {
+        sqlx::query(
+            "INSERT INTO key_encryption (id, kek_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(kek.id())
+        .execute(pool)
+        .await?;
+    }
+    match recorded_kek_id(pool).await? {
+        Some(recorded) if recorded == kek.id() => Ok(()),
+        Some(recorded) => Err(wrong_kek(kek, &recorded)),
+        None => Err(KeyError::Kek(
+            "could not record the key-encryption key".into(),
+        )),
+    }
+}
+
+/// Encrypts rows stored in plaintext before encryption existed, in one
+/// transaction. A row changed meanwhile (by another instance doing the
+/// same) is left alone.
+async fn seal_plaintext_rows(pool: &Pool, kek: &Kek) -> Result<(), KeyError> {
+    let mut tx = pool.begin().await?;
+    let rows = sqlx::query("SELECT generation, kid, private_key FROM signing_keys")
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut sealed = 0;
+    for row in rows {
+        let stored: String = row.try_get("private_key")?;
+        if kek::is_sealed(&stored) {
+            continue;
+        }
+        let kid: String = row.try_get("kid")?;
+        let der = STANDARD
+            .decode(&stored)
+            .map_err(|e| KeyError::Key(format!("stored key {kid}: {e}")))?;
+        sqlx::query(
+            "UPDATE signing_keys SET private_key = $1 WHERE generation = $2 AND private_key = $3",
+        )
+        .bind(kek.seal(&kid, &der).map_err(KeyError::Kek)?)
+        .bind(row.try_get::<i64, _>("generation")?)
+        .bind(&stored)
+        .execute(&mut *tx)
+        .await?;
+        sealed += 1;
+    }
+    tx.commit().await?;
+    if sealed > 0 {
+        tracing::info!(keys = sealed, "encrypted plaintext signing keys");
+    }
+    Ok(())
+}
+
+/// Deletes the keys superseded by a newer active key at least `retention`
+/// seconds before `now` (the longest life of a token they signed plus the
+/// verifier's leeway), so they are no longer published nor stored; returns
+/// their kids. The active key and upcoming ones are never deleted.
+pub async fn prune_retired(pool: &Pool, retention: i64, now: i64) -> Result<Vec<String>, KeyError> {
+    let rows =
+        sqlx::query("SELECT generation, kid, activates_at FROM signing_keys ORDER BY generation")
+            .fetch_all(pool)
+            .await?;
+    let mut keys = Vec::with_capacity(rows.len());
+    for row in &rows {
+        keys.push((
+            row.try_get::<i64, _>("generation")?,
+            row.try_get::<String, _>("kid")?,
+            row.try_get::<i64, _>("activates_at")?,
+        ));
+    }
+    let activations: Vec<i64> = keys.iter().map(|k| k.2).collect();
+    let mut deleted = Vec::new();
+    for (i, (generation, kid, _)) in keys.into_iter().enumerate() {
+        if expired(&activations, i, now, retention) {
+            sqlx::query("DELETE FROM signing_keys WHERE generation = $1")
+                .bind(generation)
+                .execute(pool)
+                .await?;
+            tracing::info!(
+                kid,
+                "deleted a retired signing key: its tokens have expired"
+            );
+            deleted.push(kid);
+        }
+    }
+    Ok(deleted)
+}
+
+/// Re-encrypts every private key from `old` to `new` in one transaction
+/// and records `new`; returns how many keys were re-encrypted. Refuses an
+/// `old` that is not the recorded KEK, changing nothing.
+pub async fn rewrap(pool: &Pool, old: &Kek, new: &Kek) -> Result<usize, KeyError> {
+    let mut tx = pool.begin().await?;
+    let recorded: Option<String> = sqlx::query("SELECT kek_id FROM key_encryption WHERE id = 1")
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| row.try_get("kek_id"))
+        .transpose()?;
+    match recorded {
+        Some(recorded) if recorded != old.id() => return Err(wrong_kek(old, &recorded)),
+        _ => {}
+    }
+    let rows = sqlx::query("SELECT generation, kid, private_key FROM signing_keys")
+        .fetch_all(&mut *tx)
+        .await?;
+    let count = rows.len();
+    for row in rows {
+        let kid: String = row.try_get("kid")?;
+        let stored: String = row.try_get("private_key")?;
+        let der = if kek::is_sealed(&stored) {
+            old.open(&kid, &stored).map_err(KeyError::Kek)?
+        } else {
+            STANDARD
+                .decode(&stored)
+                .map_err(|e| KeyError::Key(format!("stored key {kid}: {e}")))?
+        };
+        sqlx::query("UPDATE signing_keys SET private_key = $1 WHERE generation = $2")
+            .bind(new.seal(&kid, &der).map_err(KeyError::Kek)?)
+            .bind(row.try_get::<i64, _>("generation")?)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO key_encryption (id, kek_id) VALUES (1, $1) \
+         ON CONFLICT (id) DO UPDATE SET kek_id = excluded.kek_id",
+    )
+    .bind(new.id())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(count)
 }
 
 /// A random Ed25519 key as PKCS#8 DER, with its RFC 7638 thumbprint as kid
@@ -281,6 +475,17 @@ mod tests {
         assert_eq!(r.signing_key(150).unwrap().kid(), r.keys[0].key.kid());
         assert_eq!(r.published(150, 60).len(), 2);
         assert_eq!(r.signing_key(200).unwrap().kid(), r.keys[1].key.kid());
+    }
+
+    #[test]
+    fn only_keys_superseded_longer_than_the_retention_expire() {
+        // Generation 1 active from 100, 2 from 200, 3 upcoming at 500.
+        let at = [100, 200, 500];
+        assert!(!expired(&at, 0, 259, 60));
+        assert!(expired(&at, 0, 260, 60));
+        assert!(!expired(&at, 1, 400, 0), "the active key stays");
+        assert!(!expired(&at, 2, 400, 60), "upcoming keys stay");
+        assert!(expired(&at, 1, 560, 60));
     }
 
     #[test]

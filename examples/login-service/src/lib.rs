@@ -22,6 +22,7 @@ mod config;
 pub mod db;
 mod devices;
 mod error;
+pub mod kek;
 pub mod keys;
 mod passwords;
 mod revocation;
@@ -154,10 +155,16 @@ impl App {
     /// keys cannot be read.
     pub async fn build(config: Config) -> Result<Self, BoxError> {
         let pool = db::connect(&config.database_url, config.max_connections).await?;
+        let kek = kek::resolve(
+            config.key_encryption_key_file.as_deref(),
+            &config.database_url,
+            &pool,
+        )
+        .await?;
         // A retired key stays published for the longest life of a token it
-        // signed, plus the verifier's leeway.
-        let retention = config.access_token_ttl.as_secs() as i64 + 60;
-        let keys = keys::Keys::bootstrap(&pool, retention).await?;
+        // signed, plus the verifier's leeway; then it is deleted.
+        let retention = config.retired_key_retention().as_secs() as i64;
+        let keys = keys::Keys::bootstrap(&pool, &kek, retention).await?;
         let devices = devices::DeviceCookies::bootstrap(
             &pool,
             &config.issuer,
@@ -396,13 +403,40 @@ pub async fn add_user(
         })
 }
 
-/// Adds a signing key that starts signing after `activate_after_secs`;
-/// returns its kid.
+/// Adds a signing key, encrypted under the KEK in `kek_file` (see
+/// [`Config::key_encryption_key_file`]), that starts signing after
+/// `activate_after_secs`; returns its kid.
 ///
 /// # Errors
-/// On a database failure.
-pub async fn rotate_key(database_url: &str, activate_after_secs: i64) -> Result<String, BoxError> {
+/// On a missing or wrong KEK or a database failure.
+pub async fn rotate_key(
+    database_url: &str,
+    kek_file: Option<&std::path::Path>,
+    activate_after_secs: i64,
+) -> Result<String, BoxError> {
     let pool = db::connect(database_url, 1).await?;
-    keys::Keys::bootstrap(&pool, 0).await?;
-    Ok(keys::rotate(&pool, activate_after_secs).await?)
+    let kek = kek::resolve(kek_file, database_url, &pool).await?;
+    keys::prepare(&pool, &kek).await?;
+    Ok(keys::rotate(&pool, &kek, activate_after_secs).await?)
+}
+
+/// Re-encrypts every private signing key from the KEK in `kek_file` (see
+/// [`Config::key_encryption_key_file`]) to the one in `new_kek_file`, in
+/// one transaction; returns how many keys were re-encrypted.
+///
+/// # Errors
+/// When either KEK cannot be read, the current one is not the database's,
+/// or on a database failure (then nothing changed).
+pub async fn rewrap_keys(
+    database_url: &str,
+    kek_file: Option<&std::path::Path>,
+    new_kek_file: &std::path::Path,
+) -> Result<usize, BoxError> {
+    let pool = db::connect(database_url, 1).await?;
+    let new = kek::Kek::read(new_kek_file)?;
+    let old = kek::resolve(kek_file, database_url, &pool).await?;
+    if old.id() == new.id() {
+        return Err("the new key-encryption key is the current one".into());
+    }
+    Ok(keys::rewrap(&pool, &old, &new).await?)
 }

@@ -1,7 +1,9 @@
-//! `login-service`: serve (default), `users add`, `keys rotate`.
+//! `login-service`: serve (default), `users add`, `keys rotate`,
+//! `keys rewrap`.
 
 use std::io::Read;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -21,6 +23,13 @@ struct Cli {
         default_value = "sqlite://login-service.db"
     )]
     database_url: String,
+
+    /// File holding the 32-byte key that encrypts private signing keys in
+    /// the database (raw or base64). Required with PostgreSQL (the same file
+    /// on every instance); with SQLite it defaults to the database file plus
+    /// `.kek`, created on first start.
+    #[arg(long, env = "KEY_ENCRYPTION_KEY_FILE", global = true)]
+    key_encryption_key_file: Option<PathBuf>,
 
     #[command(flatten)]
     serve: ServeArgs,
@@ -110,14 +119,39 @@ enum KeysCommand {
     /// published until its tokens have expired.
     Rotate {
         /// Must exceed the instances' key reload interval and verifiers'
-        /// JWKS cache time (60 s).
-        #[arg(long, default_value_t = 120)]
+        /// JWKS cache time (60 s); at least 1, since a key must be published
+        /// before it signs.
+        #[arg(
+            long,
+            default_value_t = 120,
+            allow_negative_numbers = true,
+            value_parser = clap::value_parser!(i64).range(1..)
+        )]
         activate_after_secs: i64,
+    },
+    /// Re-encrypt every private signing key under a new key-encryption key,
+    /// in one transaction. Then restart every instance with the new file.
+    Rewrap {
+        /// The new key file (32 bytes, raw or base64), e.g. from
+        /// `(umask 077; openssl rand -base64 32 > new.kek)`.
+        #[arg(long)]
+        new_key_encryption_key_file: PathBuf,
     },
 }
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Display, not Debug: the messages say what to do.
+            eprintln!("login-service: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
@@ -128,7 +162,7 @@ async fn main() -> Result<(), BoxError> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        None => serve(cli.database_url, cli.serve).await,
+        None => serve(cli.database_url, cli.key_encryption_key_file, cli.serve).await,
         Some(Command::Users(UsersCommand::Add { email, role, name })) => {
             let password = read_password()?;
             let account =
@@ -139,14 +173,40 @@ async fn main() -> Result<(), BoxError> {
         Some(Command::Keys(KeysCommand::Rotate {
             activate_after_secs,
         })) => {
-            let kid = login_service::rotate_key(&cli.database_url, activate_after_secs).await?;
+            let kid = login_service::rotate_key(
+                &cli.database_url,
+                cli.key_encryption_key_file.as_deref(),
+                activate_after_secs,
+            )
+            .await?;
             println!("added signing key {kid}; it signs in {activate_after_secs} s");
+            Ok(())
+        }
+        Some(Command::Keys(KeysCommand::Rewrap {
+            new_key_encryption_key_file,
+        })) => {
+            let count = login_service::rewrap_keys(
+                &cli.database_url,
+                cli.key_encryption_key_file.as_deref(),
+                &new_key_encryption_key_file,
+            )
+            .await?;
+            println!(
+                "re-encrypted {count} signing keys under {}; start every instance with \
+                 --key-encryption-key-file {}",
+                new_key_encryption_key_file.display(),
+                new_key_encryption_key_file.display()
+            );
             Ok(())
         }
     }
 }
 
-async fn serve(database_url: String, args: ServeArgs) -> Result<(), BoxError> {
+async fn serve(
+    database_url: String,
+    key_encryption_key_file: Option<PathBuf>,
+    args: ServeArgs,
+) -> Result<(), BoxError> {
     let issuer = args
         .issuer
         .unwrap_or_else(|| format!("http://{}", args.listen));
@@ -163,6 +223,7 @@ async fn serve(database_url: String, args: ServeArgs) -> Result<(), BoxError> {
     config.trusted_proxies = args.trusted_proxies;
     config.registration = !args.no_register;
     config.docs = !args.no_docs;
+    config.key_encryption_key_file = key_encryption_key_file;
 
     let app = App::build(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

@@ -957,7 +957,9 @@ async fn key_rotation_publishes_both_keys_and_old_tokens_keep_working(backend: B
 
     // As `login-service keys rotate` does, from outside the running
     // instance, which must notice by itself.
-    let kid = login_service::rotate_key(&db.url, 0).await.unwrap();
+    let kid = login_service::rotate_key(&db.url, db.kek.as_deref(), 0)
+        .await
+        .unwrap();
     let mut jwks = Value::Null;
     for _ in 0..50 {
         jwks = svc.get_json("/.well-known/jwks.json").await;

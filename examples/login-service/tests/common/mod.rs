@@ -66,6 +66,9 @@ fn unique(prefix: &str) -> String {
 #[derive(Debug)]
 pub struct TestDb {
     pub url: String,
+    /// The key-encryption key file: PostgreSQL needs one; SQLite uses the
+    /// one created beside its file (`None`).
+    pub kek: Option<PathBuf>,
     cleanup: Cleanup,
 }
 
@@ -83,6 +86,7 @@ impl TestDb {
                     std::env::temp_dir().join(format!("{}.db", unique("login_service_test")));
                 Self {
                     url: format!("sqlite://{}", path.display()),
+                    kek: None,
                     cleanup: Cleanup::File(path),
                 }
             }
@@ -102,8 +106,11 @@ impl TestDb {
                 // Every connection of the service then lives in the schema:
                 // tests running in parallel on one database never meet.
                 let sep = if admin_url.contains('?') { '&' } else { '?' };
+                let kek = std::env::temp_dir().join(format!("{schema}.kek"));
+                login_service::kek::Kek::generate_file(&kek).expect("create KEK file");
                 Self {
                     url: format!("{admin_url}{sep}options[search_path]={schema}"),
+                    kek: Some(kek),
                     cleanup: Cleanup::Schema { admin_url, schema },
                 }
             }
@@ -111,9 +118,12 @@ impl TestDb {
     }
 
     pub async fn remove(self) {
+        if let Some(kek) = &self.kek {
+            let _ = std::fs::remove_file(kek);
+        }
         match self.cleanup {
             Cleanup::File(path) => {
-                for suffix in ["", "-wal", "-shm"] {
+                for suffix in ["", "-wal", "-shm", ".kek"] {
                     let mut p = path.clone().into_os_string();
                     p.push(suffix);
                     let _ = std::fs::remove_file(p);
@@ -180,6 +190,7 @@ impl Service {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut config = Config::new(db.url.clone(), base.clone());
         config.max_connections = 4;
+        config.key_encryption_key_file = db.kek.clone();
         tweak(&mut config);
         let app = Arc::new(App::build(config).await.expect("build app"));
         let serving = app.clone();
