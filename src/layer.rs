@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, Response, Uri};
+use http::header::CACHE_CONTROL;
+use http::{HeaderMap, HeaderName, HeaderValue, Response, Uri};
 use jsonwebtoken::Algorithm;
 use serde::de::DeserializeOwned;
 use tower_layer::Layer;
@@ -17,9 +18,9 @@ use crate::claims;
 use crate::error::Error;
 use crate::jws;
 use crate::keys::{KeySet, KeyStore, VerifyingKey};
-use crate::reject::{Reason, Rejection};
+use crate::reject::{NO_STORE, Reason, Rejection};
 use crate::revoke::RevocationCheck;
-use crate::service::JwtAuth;
+use crate::service::{JwtAuth, Protocol};
 use crate::token::{self, Found, TokenSource};
 use crate::validate::{self, RegisteredClaims, Rules};
 
@@ -36,15 +37,33 @@ type Render = dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync;
 pub(crate) struct Responder {
     realm: String,
     custom: Option<Box<Render>>,
+    /// Whether gRPC and gRPC-web requests get gRPC answers at all.
+    grpc_answers: bool,
 }
 
 impl Responder {
-    pub(crate) fn respond(&self, rejection: &Rejection, grpc: bool) -> Response<Bytes> {
-        tracing::debug!(%rejection, grpc, "request rejected");
-        match (&self.custom, grpc) {
-            (_, true) => rejection.to_grpc_response(),
-            (Some(render), false) => render(rejection),
-            (None, false) => rejection.to_http_response(&self.realm),
+    pub(crate) fn respond(&self, rejection: &Rejection, protocol: Protocol) -> Response<Bytes> {
+        let protocol = if self.grpc_answers {
+            protocol
+        } else {
+            Protocol::Http
+        };
+        tracing::debug!(%rejection, ?protocol, "request rejected");
+        match (&self.custom, protocol) {
+            (_, Protocol::Grpc) => rejection.to_grpc_response(),
+            (_, Protocol::GrpcWeb) => rejection.to_grpc_web_response(false),
+            (_, Protocol::GrpcWebText) => rejection.to_grpc_web_response(true),
+            (Some(render), Protocol::Http) => {
+                let mut response = render(rejection);
+                // A refusal is never cacheable, unless the renderer says
+                // otherwise on purpose.
+                response
+                    .headers_mut()
+                    .entry(CACHE_CONTROL)
+                    .or_insert(HeaderValue::from_static(NO_STORE));
+                response
+            }
+            (None, Protocol::Http) => rejection.to_http_response(&self.realm),
         }
     }
 }
@@ -210,6 +229,7 @@ pub struct JwtAuthBuilder<C> {
     authorize: Vec<Predicate<C>>,
     revocation: Option<Arc<dyn RevocationCheck>>,
     render: Option<Box<Render>>,
+    grpc_answers: bool,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -251,6 +271,7 @@ where
             authorize: Vec::new(),
             revocation: None,
             render: None,
+            grpc_answers: true,
             _claims: PhantomData,
         }
     }
@@ -458,11 +479,37 @@ where
 
     /// Renders HTTP rejections yourself (gRPC answers keep their fixed
     /// form). [`Rejection::to_http_response`] is the default.
+    /// `Cache-Control: no-store` is added when the renderer sets no
+    /// `Cache-Control` of its own.
     pub fn on_rejection(
         mut self,
         render: impl Fn(&Rejection) -> Response<Bytes> + Send + Sync + 'static,
     ) -> Self {
         self.render = Some(Box::new(render));
+        self
+    }
+
+    /// Whether gRPC requests get gRPC answers (default `true`).
+    ///
+    /// With `true`, a rejected request that came over HTTP/2 with an
+    /// `application/grpc*` content type, or with a gRPC-web content type
+    /// (`application/grpc-web*`, any HTTP version), is answered as gRPC
+    /// expects: HTTP 200 with `grpc-status` 16, 7, 3 or 14. Every other
+    /// request, `application/grpc` over HTTP/1.1 included, gets the HTTP
+    /// answer (401/403/400/503 and `WWW-Authenticate`).
+    ///
+    /// With `false`, every rejection is answered over HTTP whatever the
+    /// request says it is: for HTTP-only services, so that no request can
+    /// ever turn a refusal into an HTTP 200, which a proxy's
+    /// `auth_request`, a forward-auth hook or a cache would read as
+    /// success.
+    ///
+    /// Put this layer outside (before) tonic-web's `GrpcWebLayer`: inside
+    /// it, requests arrive translated to `application/grpc` over HTTP/1.1
+    /// and get HTTP answers, which gRPC-web clients map to the same codes
+    /// (401 → UNAUTHENTICATED, 403 → PERMISSION_DENIED).
+    pub fn grpc_answers(mut self, enabled: bool) -> Self {
+        self.grpc_answers = enabled;
         self
     }
 
@@ -504,6 +551,7 @@ where
                 responder: Arc::new(Responder {
                     realm: self.realm,
                     custom: self.render,
+                    grpc_answers: self.grpc_answers,
                 }),
             }),
         })

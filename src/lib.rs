@@ -42,6 +42,8 @@
 //! - Every key is pinned to one algorithm; `alg: none` and unlisted
 //!   algorithms are refused; `jwk`, `jku`, `x5u`, `x5c` headers are ignored.
 //! - HMAC secrets shorter than 32 bytes are refused at configuration time.
+//! - gRPC answers (HTTP 200 + `grpc-status`) only for HTTP/2 gRPC and
+//!   gRPC-web; every rejection is `Cache-Control: no-store`.
 //! - Tokens over 8 KiB, non-canonical base64url, duplicate JSON members,
 //!   `crit`, and nested (`cty: JWT`) tokens are refused.
 //! - `exp` is required and exclusive; `nbf` and `iat` are checked; 30 s

@@ -26,7 +26,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use jsonwebtoken::EncodingKey;
 use serde::Serialize;
@@ -151,10 +151,27 @@ fn bearer(token: impl AsRef<[u8]>) -> Request<String> {
     authorization(&value).expect("a header-safe token")
 }
 
+/// A gRPC request: `application/grpc` over HTTP/2, the only transport gRPC
+/// has. (The content type alone over HTTP/1.1 no longer earns a gRPC
+/// answer: see `issue7_item_08_…`.)
 fn grpc(mut request: Request<String>) -> Request<String> {
     request
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    *request.version_mut() = Version::HTTP_2;
+    request
+}
+
+/// `request` with another content type and HTTP version.
+fn with_content_type(
+    mut request: Request<String>,
+    version: Version,
+    content_type: &'static str,
+) -> Request<String> {
+    request
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    *request.version_mut() = version;
     request
 }
 
@@ -1331,11 +1348,7 @@ async fn item_21_grpc_requests_get_grpc_statuses() {
     for (case, request) in unauthenticated {
         assert_grpc(&send(&layer, request).await, "16", case);
     }
-    let mut proto = bearer("a.b");
-    proto.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc+proto"),
-    );
+    let proto = with_content_type(bearer("a.b"), Version::HTTP_2, "application/grpc+proto");
     assert_grpc(&send(&layer, proto).await, "16", "application/grpc+proto");
 
     let scoped = builder::<User>()
@@ -1831,6 +1844,182 @@ async fn revoked_tokens_are_invalid_and_an_unreachable_store_is_unavailable() {
         "14",
         "store unreachable over gRPC",
     );
+}
+
+// ---------------------------------------------------------------------------
+// Issue 7 (outside security review), item 8.
+
+#[track_caller]
+fn assert_no_store(reply: &Reply, case: &str) {
+    assert_eq!(
+        reply.header("cache-control"),
+        Some("no-store"),
+        "{case}: {reply:?}"
+    );
+}
+
+/// gRPC-web trailers-only: HTTP 200, the status in the headers.
+#[track_caller]
+fn assert_grpc_web(reply: &Reply, content_type: &str, code: &str, case: &str) {
+    assert_eq!(reply.status, StatusCode::OK, "{case}: {reply:?}");
+    assert_eq!(reply.header("content-type"), Some(content_type), "{case}");
+    assert_eq!(reply.header("grpc-status"), Some(code), "{case}");
+    assert!(reply.body.is_empty(), "{case}: trailers-only has no body");
+    assert!(reply.headers.get(WWW_AUTHENTICATE).is_none(), "{case}");
+}
+
+#[tokio::test]
+async fn issue7_item_08_grpc_answers_only_for_http2_grpc_or_grpc_web() {
+    let layer = hs_layer();
+    let expired = hs(&claims_with(&[("exp", json!(now() - 3600))]));
+
+    // The content type is the client's word: over HTTP/1.1 it earns no 200.
+    for (version, content_type) in [
+        (Version::HTTP_11, "application/grpc"),
+        (Version::HTTP_11, "application/grpc+proto"),
+        (Version::HTTP_10, "application/grpc"),
+    ] {
+        let case = format!("{version:?} {content_type}");
+        let reply = send(
+            &layer,
+            with_content_type(no_credentials(), version, content_type),
+        )
+        .await;
+        assert_missing_token(&reply, &case);
+        assert_no_store(&reply, &case);
+        let reply = send(
+            &layer,
+            with_content_type(bearer(&expired), version, content_type),
+        )
+        .await;
+        assert_invalid_token(&reply, &case);
+        assert_no_store(&reply, &case);
+    }
+
+    // gRPC proper (HTTP/2) keeps its trailers-only answer.
+    let reply = send(&layer, grpc(no_credentials())).await;
+    assert_grpc(&reply, "16", "HTTP/2 gRPC");
+    assert_no_store(&reply, "HTTP/2 gRPC");
+
+    // gRPC-web runs over HTTP/1.1 (or 2): gRPC answers, in its content type.
+    for (version, content_type, answered_as) in [
+        (
+            Version::HTTP_11,
+            "application/grpc-web",
+            "application/grpc-web+proto",
+        ),
+        (
+            Version::HTTP_11,
+            "application/grpc-web+proto",
+            "application/grpc-web+proto",
+        ),
+        (
+            Version::HTTP_2,
+            "application/grpc-web+proto",
+            "application/grpc-web+proto",
+        ),
+        (
+            Version::HTTP_11,
+            "application/grpc-web-text",
+            "application/grpc-web-text+proto",
+        ),
+    ] {
+        let case = format!("{version:?} {content_type}");
+        let reply = send(
+            &layer,
+            with_content_type(no_credentials(), version, content_type),
+        )
+        .await;
+        assert_grpc_web(&reply, answered_as, "16", &case);
+        assert_no_store(&reply, &case);
+        let valid = with_content_type(bearer(hs256(&claims())), version, content_type);
+        assert_accepted(&send(&layer, valid).await, &case);
+    }
+
+    // The switch for HTTP-only services: nothing ever answers 200.
+    let http_only = builder::<User>()
+        .hs256(SECRET)
+        .grpc_answers(false)
+        .build()
+        .unwrap();
+    for (version, content_type) in [
+        (Version::HTTP_2, "application/grpc"),
+        (Version::HTTP_11, "application/grpc-web+proto"),
+        (Version::HTTP_2, "application/grpc-web-text"),
+    ] {
+        let case = format!("grpc_answers(false), {version:?} {content_type}");
+        let reply = send(
+            &http_only,
+            with_content_type(no_credentials(), version, content_type),
+        )
+        .await;
+        assert_missing_token(&reply, &case);
+        assert_no_store(&reply, &case);
+    }
+    assert_accepted(
+        &send(&http_only, grpc(bearer(hs256(&claims())))).await,
+        "grpc_answers(false), valid",
+    );
+
+    // Every other rejection is no-store too, HTTP and gRPC, default and
+    // custom rendering.
+    let scoped = builder::<User>()
+        .hs256(SECRET)
+        .require_scope("movies:write")
+        .build()
+        .unwrap();
+    let token = hs256(&claims());
+    let two_places = {
+        let mut request = bearer(&token);
+        request.headers_mut().append(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        request
+    };
+    let store = KeyStore::new(KeySet::default());
+    let empty = builder::<User>().key_store(store).build().unwrap();
+    for (case, reply) in [
+        ("403", send(&scoped, bearer(&token)).await),
+        ("403 gRPC", send(&scoped, grpc(bearer(&token))).await),
+        ("400", send(&layer, two_places).await),
+        ("503", send(&empty, bearer(&token)).await),
+        ("503 gRPC", send(&empty, grpc(bearer(&token))).await),
+    ] {
+        assert_no_store(&reply, case);
+    }
+    let custom = builder::<User>()
+        .hs256(SECRET)
+        .on_rejection(|rejection| {
+            Response::builder()
+                .status(rejection.status())
+                .body(Bytes::new())
+                .unwrap()
+        })
+        .build()
+        .unwrap();
+    assert_no_store(&send(&custom, no_credentials()).await, "custom renderer");
+    let cacheable = builder::<User>()
+        .hs256(SECRET)
+        .on_rejection(|rejection| {
+            Response::builder()
+                .status(rejection.status())
+                .header("cache-control", "private, max-age=5")
+                .body(Bytes::new())
+                .unwrap()
+        })
+        .build()
+        .unwrap();
+    assert_eq!(
+        send(&cacheable, no_credentials())
+            .await
+            .header("cache-control"),
+        Some("private, max-age=5"),
+        "a renderer's own Cache-Control is kept"
+    );
+    // Accepted requests are left alone.
+    let reply = send(&layer, bearer(&token)).await;
+    assert!(reply.headers.get("cache-control").is_none());
 }
 
 // ---------------------------------------------------------------------------
