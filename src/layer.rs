@@ -86,9 +86,27 @@ pub(crate) struct Config<C> {
 pub(crate) enum Outcome<C> {
     /// No token on an optional route.
     Anonymous,
-    /// Verified claims; registered claims when a revocation check must run.
-    Verified(C, Option<RegisteredClaims>),
+    /// Verified and authorized claims (no revocation check configured).
+    Verified(C),
+    /// Verified claims still to be looked up in the revocation store. The
+    /// authorization verdict is already known but only answered once the
+    /// store said the token is live: a revoked token is invalid (401)
+    /// before it is forbidden (403).
+    Revocable {
+        claims: C,
+        registered: RegisteredClaims,
+        denial: Option<Rejection>,
+    },
     Rejected(Rejection),
+}
+
+/// A token whose signature and claims hold.
+struct Checked<C> {
+    claims: C,
+    /// Kept only when a revocation check must run.
+    registered: Option<RegisteredClaims>,
+    /// The scope or authorization rule the token fails, if any.
+    denial: Option<Rejection>,
 }
 
 impl<C: DeserializeOwned> Config<C> {
@@ -98,13 +116,34 @@ impl<C: DeserializeOwned> Config<C> {
             Found::Nothing => Outcome::Rejected(Rejection::MissingToken),
             Found::Ambiguous => Outcome::Rejected(Rejection::AmbiguousToken),
             Found::Token(token) => match self.verify(token) {
-                Ok((claims, registered)) => Outcome::Verified(claims, registered),
+                Ok(Checked {
+                    claims,
+                    registered: Some(registered),
+                    denial,
+                }) => Outcome::Revocable {
+                    claims,
+                    registered,
+                    denial,
+                },
+                Ok(Checked {
+                    claims,
+                    registered: None,
+                    denial: None,
+                }) => Outcome::Verified(claims),
+                Ok(Checked {
+                    denial: Some(denial),
+                    ..
+                }) => Outcome::Rejected(denial),
                 Err(rejection) => Outcome::Rejected(rejection),
             },
         }
     }
 
-    fn verify(&self, token: &[u8]) -> Result<(C, Option<RegisteredClaims>), Rejection> {
+    /// Every check but the revocation store, in this order: size, keys,
+    /// signature, registered claims, claim rules (all 401), then scopes and
+    /// authorization rules (403), whose verdict is returned rather than
+    /// answered so that a revocation check can take precedence.
+    fn verify(&self, token: &[u8]) -> Result<Checked<C>, Rejection> {
         let invalid = Rejection::InvalidToken;
         if token.len() > self.max_token_len {
             return Err(invalid(Reason::TooLarge));
@@ -135,17 +174,22 @@ impl<C: DeserializeOwned> Config<C> {
         if !self.claim_rules.iter().all(|rule| rule(&claims)) {
             return Err(invalid(Reason::ClaimsRule));
         }
-        if let Some(required) = self.rules.missing_scope(&registered) {
-            return Err(Rejection::InsufficientScope { required });
-        }
-        if !self.authorize.iter().all(|rule| rule(&claims)) {
-            return Err(Rejection::Forbidden);
-        }
+        let denial = if let Some(required) = self.rules.missing_scope(&registered) {
+            Some(Rejection::InsufficientScope { required })
+        } else if !self.authorize.iter().all(|rule| rule(&claims)) {
+            Some(Rejection::Forbidden)
+        } else {
+            None
+        };
         let registered = self
             .revocation
             .is_some()
             .then(|| registered.to_registered());
-        Ok((claims, registered))
+        Ok(Checked {
+            claims,
+            registered,
+            denial,
+        })
     }
 }
 
@@ -193,9 +237,11 @@ where
     /// # Errors
     /// The [`Rejection`] a request carrying this token would get.
     pub fn verify(&self, token: &str) -> Result<C, Rejection> {
-        self.config
-            .verify(token.as_bytes())
-            .map(|(claims, _)| claims)
+        let checked = self.config.verify(token.as_bytes())?;
+        match checked.denial {
+            Some(denial) => Err(denial),
+            None => Ok(checked.claims),
+        }
     }
 }
 
@@ -471,7 +517,12 @@ where
         self
     }
 
-    /// Consults a revocation store after every other check passed.
+    /// Consults a revocation store once the signature and every 401-class
+    /// claim check (registered claims, [`claims_rule`](Self::claims_rule))
+    /// passed, and before scopes and [`authorize`](Self::authorize) rules
+    /// are answered: a revoked token is 401 `invalid_token` (gRPC 16) even
+    /// on a route it lacks the scope for. A token lacking a scope is looked
+    /// up too, to tell 401 from 403.
     pub fn revocation(mut self, check: impl RevocationCheck) -> Self {
         self.revocation = Some(Arc::new(check));
         self

@@ -137,13 +137,17 @@ where
             Outcome::Anonymous => Kind::Inner {
                 future: self.inner.call(request),
             },
-            Outcome::Verified(claims, None) => {
+            Outcome::Verified(claims) => {
                 request.extensions_mut().insert(claims);
                 Kind::Inner {
                     future: self.inner.call(request),
                 }
             }
-            Outcome::Verified(claims, Some(registered)) => {
+            Outcome::Revocable {
+                claims,
+                registered,
+                denial,
+            } => {
                 let check = self
                     .config
                     .revocation
@@ -157,6 +161,7 @@ where
                 let service = std::mem::replace(&mut self.inner, clone);
                 Kind::Checking {
                     check,
+                    denial,
                     protocol: protocol(&request),
                     pending: Some((service, request)),
                     responder: Arc::clone(&self.config.responder),
@@ -195,6 +200,8 @@ pin_project! {
         Rejected { response: Option<Response<Bytes>> },
         Checking {
             check: RevocationFuture,
+            // Answered only once the token is known not to be revoked.
+            denial: Option<Rejection>,
             pending: Option<(S, Request<ReqBody>)>,
             responder: Arc<Responder>,
             protocol: Protocol,
@@ -235,12 +242,13 @@ where
                 }
                 KindProj::Checking {
                     check,
+                    denial,
                     pending,
                     responder,
                     protocol,
                 } => {
                     let rejection = match ready!(check.as_mut().poll(cx)) {
-                        Ok(false) => None,
+                        Ok(false) => denial.take(),
                         Ok(true) => Some(Rejection::InvalidToken(Reason::Revoked)),
                         Err(err) => {
                             tracing::warn!(error = %err, "revocation check failed");

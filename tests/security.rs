@@ -1847,7 +1847,7 @@ async fn revoked_tokens_are_invalid_and_an_unreachable_store_is_unavailable() {
 }
 
 // ---------------------------------------------------------------------------
-// Issue 7 (outside security review), item 8.
+// Issue 7 (outside security review), items 8 and 9.
 
 #[track_caller]
 fn assert_no_store(reply: &Reply, case: &str) {
@@ -2020,6 +2020,102 @@ async fn issue7_item_08_grpc_answers_only_for_http2_grpc_or_grpc_web() {
     // Accepted requests are left alone.
     let reply = send(&layer, bearer(&token)).await;
     assert!(reply.headers.get("cache-control").is_none());
+}
+
+#[tokio::test]
+async fn issue7_item_09_revoked_beats_forbidden() {
+    let denylist = Denylist::default();
+    let scoped = builder::<User>()
+        .hs256(SECRET)
+        .require_scope("movies:write")
+        .revocation(denylist.clone())
+        .build()
+        .unwrap();
+    let denied = builder::<User>()
+        .hs256(SECRET)
+        .authorize(|_| false)
+        .revocation(denylist.clone())
+        .build()
+        .unwrap();
+    let token = |jti: &str, scope: &str| {
+        hs(&claims_with(&[
+            ("jti", json!(jti)),
+            ("scope", json!(scope)),
+        ]))
+    };
+    denylist.revoke(ISSUER, "revoked");
+
+    // Revoked, lacking the scope: invalid (401), not forbidden (403).
+    let revoked_unscoped = token("revoked", "movies:read");
+    assert_invalid_token(
+        &send(&scoped, bearer(&revoked_unscoped)).await,
+        "revoked, no scope",
+    );
+    assert_grpc(
+        &send(&scoped, grpc(bearer(&revoked_unscoped))).await,
+        "16",
+        "revoked, no scope, gRPC",
+    );
+    // Revoked, with the scope: 401.
+    assert_invalid_token(
+        &send(&scoped, bearer(token("revoked", "movies:write"))).await,
+        "revoked, with scope",
+    );
+    // Revoked, refused by an authorization rule: 401 too.
+    assert_invalid_token(
+        &send(&denied, bearer(&revoked_unscoped)).await,
+        "revoked, authorize false",
+    );
+    assert_grpc(
+        &send(&denied, grpc(bearer(&revoked_unscoped))).await,
+        "16",
+        "revoked, authorize false, gRPC",
+    );
+
+    // Live tokens: the scope and the rule still decide.
+    let reply = send(&scoped, bearer(token("live", "movies:read"))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+    assert_eq!(reply.json()["error"], "insufficient_scope");
+    assert_grpc(
+        &send(&scoped, grpc(bearer(token("live", "movies:read")))).await,
+        "7",
+        "live, no scope, gRPC",
+    );
+    let reply = send(&denied, bearer(token("live", "movies:read"))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+    assert_eq!(reply.header("www-authenticate"), Some(FORBIDDEN_CHALLENGE));
+    assert_accepted(
+        &send(&scoped, bearer(token("live", "movies:write"))).await,
+        "live, with scope",
+    );
+
+    // Revocation still comes only after the signature and the 401 claim
+    // checks: a forged or expired token costs no lookup.
+    let lookups = denylist.lookups.load(Ordering::SeqCst);
+    let forged = mac_token(
+        Algorithm::HS256,
+        segments(
+            HEADER,
+            &claims_with(&[("jti", json!("revoked"))]).to_string(),
+        ),
+        OTHER_SECRET,
+    );
+    assert_invalid_token(&send(&scoped, bearer(&forged)).await, "forged");
+    let expired = hs(&claims_with(&[
+        ("jti", json!("revoked")),
+        ("exp", json!(now() - 3600)),
+    ]));
+    assert_invalid_token(&send(&scoped, bearer(&expired)).await, "expired");
+    assert_eq!(denylist.lookups.load(Ordering::SeqCst), lookups);
+
+    // `verify` (no revocation check) keeps answering 403 for the scope.
+    assert_eq!(
+        scoped
+            .verify(&token("live", "movies:read"))
+            .unwrap_err()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
 }
 
 // ---------------------------------------------------------------------------
