@@ -342,12 +342,12 @@ where
         self.add(VerifyingKey::hmac(Algorithm::HS256, secret))
     }
 
-    /// Adds an HS384 secret (at least 32 bytes).
+    /// Adds an HS384 secret (at least 48 bytes).
     pub fn hs384(self, secret: impl AsRef<[u8]>) -> Self {
         self.add(VerifyingKey::hmac(Algorithm::HS384, secret))
     }
 
-    /// Adds an HS512 secret (at least 32 bytes).
+    /// Adds an HS512 secret (at least 64 bytes).
     pub fn hs512(self, secret: impl AsRef<[u8]>) -> Self {
         self.add(VerifyingKey::hmac(Algorithm::HS512, secret))
     }

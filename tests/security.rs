@@ -706,15 +706,18 @@ async fn item_05_alg_none_in_any_case_is_rejected() {
 #[tokio::test]
 async fn item_05_only_the_algorithm_a_key_is_pinned_to_is_accepted() {
     let payload = claims().to_string();
-    let hs256_only = hs_layer();
+    // 64 bytes: long enough for HS512 (RFC 7518 §3.2), so one secret can
+    // be pinned to each HMAC algorithm in turn.
+    const SECRET_64: &[u8] = b"integration-test-secret-long-enough-for-hs512-0123456789abcdefgh";
+    let hs256_only = builder::<User>().hs256(SECRET_64).build().unwrap();
     for (alg, name) in [(Algorithm::HS384, "HS384"), (Algorithm::HS512, "HS512")] {
         let header = format!(r#"{{"alg":"{name}","typ":"JWT"}}"#);
-        let token = mac_token(alg, segments(&header, &payload), SECRET);
+        let token = mac_token(alg, segments(&header, &payload), SECRET_64);
         assert_invalid_token(&send(&hs256_only, bearer(&token)).await, name);
         // The same secret pinned to that algorithm takes the same token.
         let pinned = match alg {
-            Algorithm::HS384 => builder::<User>().hs384(SECRET),
-            _ => builder::<User>().hs512(SECRET),
+            Algorithm::HS384 => builder::<User>().hs384(SECRET_64),
+            _ => builder::<User>().hs512(SECRET_64),
         };
         let pinned = pinned.build().unwrap();
         assert_accepted(&send(&pinned, bearer(&token)).await, name);
@@ -1410,7 +1413,8 @@ async fn item_23_keys_unavailable_is_503_with_retry_after_then_recovers() {
 async fn item_22_a_jwks_own_alg_use_and_key_ops_are_enforced() {
     const SECRET_ENC: &[u8] = b"encryption-key-never-for-signatures-000";
     const SECRET_WRAP: &[u8] = b"wrapping-key-never-for-signatures-00000";
-    const SECRET_512: &[u8] = b"hs512-pinned-key-for-this-test-00000000";
+    // HS512 keys are at least 64 bytes (RFC 7518 §3.2).
+    const SECRET_512: &[u8] = b"hs512-pinned-key-for-this-test-0000000000000000000000000000000000";
     let jwks = json!({"keys": [
         {"kty": "oct", "kid": "sig", "alg": "HS256", "use": "sig", "k": b64(SECRET)},
         {"kty": "oct", "kid": "enc", "use": "enc", "k": b64(SECRET_ENC)},
@@ -1847,7 +1851,7 @@ async fn revoked_tokens_are_invalid_and_an_unreachable_store_is_unavailable() {
 }
 
 // ---------------------------------------------------------------------------
-// Issue 7 (outside security review), items 8 and 9.
+// Issue 7 (outside security review), items 8–10.
 
 #[track_caller]
 fn assert_no_store(reply: &Reply, case: &str) {
@@ -2116,6 +2120,170 @@ async fn issue7_item_09_revoked_beats_forbidden() {
             .status(),
         StatusCode::FORBIDDEN
     );
+}
+
+/// DER for the RSA key tests: a crafted key need not be a real one to be
+/// refused for its size.
+mod der {
+    fn wrap(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        match len {
+            0..0x80 => out.push(len as u8),
+            0x80..0x100 => out.extend([0x81, len as u8]),
+            _ => out.extend([0x82, (len >> 8) as u8, len as u8]),
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    fn integer(magnitude: &[u8]) -> Vec<u8> {
+        let mut content = magnitude.to_vec();
+        if content[0] & 0x80 != 0 {
+            content.insert(0, 0);
+        }
+        wrap(0x02, &content)
+    }
+
+    /// PKCS#1 `RSAPublicKey`.
+    pub(super) fn pkcs1(n: &[u8], e: &[u8]) -> Vec<u8> {
+        let mut body = integer(n);
+        body.extend(integer(e));
+        wrap(0x30, &body)
+    }
+
+    /// SubjectPublicKeyInfo around a PKCS#1 key (rsaEncryption, NULL).
+    pub(super) fn spki(pkcs1: &[u8]) -> Vec<u8> {
+        let algorithm = [
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05,
+            0x00,
+        ];
+        let mut bits = vec![0];
+        bits.extend_from_slice(pkcs1);
+        let mut body = algorithm.to_vec();
+        body.extend(wrap(0x03, &bits));
+        wrap(0x30, &body)
+    }
+
+    pub(super) fn pem(spki: &[u8]) -> String {
+        use base64::Engine;
+        let body = base64::engine::general_purpose::STANDARD.encode(spki);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        )
+    }
+}
+
+/// An odd modulus of exactly `bits` bits (not a product of two primes, which
+/// no configuration-time check can tell).
+fn modulus(bits: usize) -> Vec<u8> {
+    let mut n = vec![0xff; bits.div_ceil(8)];
+    n[0] >>= n.len() * 8 - bits;
+    n
+}
+
+#[tokio::test]
+async fn issue7_item_10_keys_are_checked_when_configured() {
+    const E: &[u8] = &[1, 0, 1];
+    // Garbage DER used to build and refuse every token; now the builder
+    // reports it.
+    assert!(VerifyingKey::rsa_der(Algorithm::RS256, b"garbage").is_err());
+    let built = builder::<User>()
+        .key(VerifyingKey::hmac(Algorithm::HS256, SECRET).unwrap())
+        .public_key_pem(der::pem(b"garbage"))
+        .build();
+    assert!(built.is_err(), "garbage PEM built");
+
+    // Every RSA input path counts bits: 2041 bits in 256 bytes is refused,
+    // 2048 and 4096 accepted, 4097 and 8192 (which the rust_crypto backend
+    // can never verify with) refused.
+    let dir = std::env::temp_dir().join(format!("tower-jwt-auth-item10-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (bits, accepted) in [
+        (2041, false),
+        (2047, false),
+        (2048, true),
+        (3072, true),
+        (4096, true),
+        (4097, false),
+        (8192, false),
+    ] {
+        let n = modulus(bits);
+        let pkcs1 = der::pkcs1(&n, E);
+        let spki = der::spki(&pkcs1);
+        let pem = der::pem(&spki);
+        let jwk = json!({"kty": "RSA", "alg": "RS256", "n": b64(&n), "e": b64(E)});
+        let der_file = dir.join(format!("{bits}.der"));
+        let pem_file = dir.join(format!("{bits}.pem"));
+        std::fs::write(&der_file, &spki).unwrap();
+        std::fs::write(&pem_file, &pem).unwrap();
+        for (path, result) in [
+            (
+                "PKCS#1 DER",
+                VerifyingKey::rsa_der(Algorithm::RS256, &pkcs1),
+            ),
+            ("SPKI DER", VerifyingKey::public_key_der(&spki)),
+            ("PEM", VerifyingKey::rsa_pem(Algorithm::PS256, &pem)),
+            ("any PEM", VerifyingKey::public_key_pem(&pem)),
+            ("DER file", VerifyingKey::public_key_file(&der_file)),
+            ("PEM file", VerifyingKey::public_key_file(&pem_file)),
+            ("JWK", VerifyingKey::from_jwk(&jwk)),
+        ] {
+            assert_eq!(result.is_ok(), accepted, "{bits} bits, {path}: {result:?}");
+        }
+        let set = KeySet::from_jwks(&json!({"keys": [jwk]}));
+        assert_eq!(set.is_ok(), accepted, "{bits} bits, JWK set");
+        let layer = builder::<User>().rsa_pem(Algorithm::RS256, &pem).build();
+        assert_eq!(layer.is_ok(), accepted, "{bits} bits, builder");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Exponents both backends refuse anyway are refused up front.
+    for e in [&[1][..], &[2], &[1, 0, 0], &[3, 0, 0, 0, 0, 1]] {
+        let pkcs1 = der::pkcs1(&modulus(2048), e);
+        assert!(
+            VerifyingKey::rsa_der(Algorithm::RS256, &pkcs1).is_err(),
+            "e = {e:?}"
+        );
+    }
+    // The fixture keys (2048-bit, real) still verify.
+    let layer = builder::<User>()
+        .rsa_pem(Algorithm::RS256, RSA_PUBLIC)
+        .build()
+        .unwrap();
+    let token = key(Algorithm::RS256).sign(&claims()).unwrap();
+    assert_accepted(&send(&layer, bearer(&token)).await, "2048-bit fixture");
+
+    // HMAC secrets are at least the hash output size (RFC 7518 §3.2).
+    let secret = [0x5a; 64];
+    for (alg, refused, accepted) in [
+        (Algorithm::HS256, 31, 32),
+        (Algorithm::HS384, 40, 48),
+        (Algorithm::HS384, 47, 48),
+        (Algorithm::HS512, 63, 64),
+    ] {
+        assert!(
+            VerifyingKey::hmac(alg, &secret[..refused]).is_err(),
+            "{alg:?} {refused}"
+        );
+        assert!(
+            VerifyingKey::hmac(alg, &secret[..accepted]).is_ok(),
+            "{alg:?} {accepted}"
+        );
+    }
+    assert!(builder::<User>().hs384(&secret[..40]).build().is_err());
+    assert!(builder::<User>().hs384(&secret[..48]).build().is_ok());
+    assert!(builder::<User>().hs512(&secret[..63]).build().is_err());
+    assert!(builder::<User>().hs512(&secret[..64]).build().is_ok());
+    let short_512 = json!({"kty": "oct", "alg": "HS512", "k": b64(&secret[..48])});
+    assert!(VerifyingKey::from_jwk(&short_512).is_err());
+    assert!(SigningKey::hmac(Algorithm::HS512, "k", &secret[..63]).is_err());
 }
 
 // ---------------------------------------------------------------------------
