@@ -261,7 +261,13 @@ impl<S, C> Layer<S> for JwtAuthLayer<C> {
 /// required; 30 s leeway; `nbf`/`iat` checked when present; no issuer or
 /// audience accepted unless configured (a token with `aud` is refused
 /// while no audience is configured); duplicate JSON members, `crit` and
-/// nested tokens refused; realm `"api"`; anonymous requests refused.
+/// nested tokens refused; realm `"api"`; anonymous requests refused; gRPC
+/// answers for HTTP/2 gRPC and gRPC-web requests only
+/// ([`grpc_answers`](Self::grpc_answers)); a token checked against at most
+/// [`MAX_KEYS_TRIED`](crate::keys::MAX_KEYS_TRIED) keys (its `kid` selects
+/// exactly; a token without one is tried on the first keys of its
+/// algorithm only); RSA keys of 2048 to 4096 bits and HMAC secrets of at
+/// least the hash size, checked when added.
 pub struct JwtAuthBuilder<C> {
     keys: Vec<VerifyingKey>,
     store: Option<KeyStore>,

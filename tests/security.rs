@@ -1691,7 +1691,8 @@ async fn several_keys_are_chosen_by_kid() {
             "ES256",
             key(Algorithm::ES256).sign(&claims()).unwrap().into_bytes(),
         ),
-        // Documented: a token without a kid is tried on every key of its alg.
+        // Documented: a token without a kid is tried on the first keys of
+        // its alg (at most `keys::MAX_KEYS_TRIED`; two HS256 keys here).
         ("no kid", hs256_raw(HEADER, &payload).into_bytes()),
     ] {
         assert_accepted(&send(&layer, bearer(&token)).await, case);
@@ -1851,7 +1852,7 @@ async fn revoked_tokens_are_invalid_and_an_unreachable_store_is_unavailable() {
 }
 
 // ---------------------------------------------------------------------------
-// Issue 7 (outside security review), items 8–10.
+// Issue 7 (outside security review), items 8–11.
 
 #[track_caller]
 fn assert_no_store(reply: &Reply, case: &str) {
@@ -2284,6 +2285,44 @@ async fn issue7_item_10_keys_are_checked_when_configured() {
     let short_512 = json!({"kty": "oct", "alg": "HS512", "k": b64(&secret[..48])});
     assert!(VerifyingKey::from_jwk(&short_512).is_err());
     assert!(SigningKey::hmac(Algorithm::HS512, "k", &secret[..63]).is_err());
+}
+
+#[tokio::test]
+async fn issue7_item_11_kidless_tokens_are_tried_on_a_bounded_number_of_keys() {
+    use tower_jwt_auth::keys::MAX_KEYS_TRIED;
+    // Many keys of one algorithm: kid-less ones, then some with kids.
+    let secrets: Vec<Vec<u8>> = (0..10)
+        .map(|i| format!("bounded-kidless-test-secret-number-{i:02}").into_bytes())
+        .collect();
+    let mut layer = builder::<User>().on_rejection(with_reason_header);
+    for (i, secret) in secrets.iter().enumerate() {
+        let key = VerifyingKey::hmac(Algorithm::HS256, secret).unwrap();
+        layer = layer.key(if i < 6 {
+            key
+        } else {
+            key.with_kid(format!("k{i}"))
+        });
+    }
+    let layer = layer.build().unwrap();
+    let payload = claims().to_string();
+    let kidless = |i: usize| mac_token(Algorithm::HS256, segments(HEADER, &payload), &secrets[i]);
+
+    for i in 0..MAX_KEYS_TRIED {
+        assert_accepted(&send(&layer, bearer(kidless(i))).await, &format!("key {i}"));
+    }
+    for i in MAX_KEYS_TRIED..secrets.len() {
+        assert_reason(
+            &send(&layer, bearer(kidless(i))).await,
+            Reason::Signature,
+            &format!("kid-less, key {i} beyond the bound"),
+        );
+    }
+    // Keys with kids are still reached by naming them.
+    for (i, secret) in secrets.iter().enumerate().skip(6) {
+        let header = json!({"alg": "HS256", "kid": format!("k{i}")}).to_string();
+        let token = mac_token(Algorithm::HS256, segments(&header, &payload), secret);
+        assert_accepted(&send(&layer, bearer(&token)).await, &format!("kid k{i}"));
+    }
 }
 
 // ---------------------------------------------------------------------------

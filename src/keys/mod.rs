@@ -54,6 +54,22 @@ pub fn min_hmac_secret_len(alg: Algorithm) -> usize {
     }
 }
 
+/// Most keys one token's signature is checked against.
+///
+/// A token names its key with `kid`; one without a `kid` (or whose `kid`
+/// only matches keys configured without one) would otherwise be tried on
+/// every key of its algorithm, one signature verification each: with a
+/// large set, one request would cost N verifications. Three covers a
+/// rotation window (previous, current and next key, all without `kid`);
+/// larger sets should give their keys `kid`s, which select exactly.
+pub const MAX_KEYS_TRIED: usize = 3;
+
+#[cfg(test)]
+thread_local! {
+    /// Signature verifications attempted on this thread (tests only).
+    pub(crate) static VERIFICATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One public key (or HMAC secret) pinned to one algorithm, with an
@@ -259,6 +275,8 @@ impl VerifyingKey {
 
     /// Checks a signature (raw bytes, not base64) over `message`.
     pub(crate) fn verify(&self, message: &[u8], signature: &Vec<u8>) -> bool {
+        #[cfg(test)]
+        VERIFICATIONS.with(|count| count.set(count.get() + 1));
         cache::verify(self.id, self.alg, &self.key, message, signature)
     }
 }
@@ -377,7 +395,12 @@ impl KeySet {
     /// Keys that may verify a token with header `kid` and `alg`: keys pinned
     /// to `alg` whose kid equals the token's. A key configured without a kid
     /// (a single static key, typically) answers to any kid, and a token
-    /// without a kid is tried on every key pinned to `alg`.
+    /// without a kid may be verified by any key pinned to `alg`.
+    ///
+    /// Verification checks a token against at most [`MAX_KEYS_TRIED`] of
+    /// these: keys whose kid equals the token's first, then the others in
+    /// set order. So a token without a kid verifies only with one of the
+    /// first three keys of its algorithm; give keys kids in larger sets.
     pub fn find<'a>(
         &'a self,
         kid: Option<&'a str>,
@@ -390,6 +413,28 @@ impl KeySet {
                     _ => true,
                 }
         })
+    }
+}
+
+impl KeySet {
+    /// The keys a token is checked against, at most [`MAX_KEYS_TRIED`]:
+    /// exact `kid` matches first, then keys that answer to any kid (or, for
+    /// a token without kid, every key of `alg`), in set order. No
+    /// allocation: two passes over the set.
+    pub(crate) fn candidates<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+        alg: Algorithm,
+    ) -> impl Iterator<Item = &'a VerifyingKey> + 'a {
+        let exact = self
+            .keys
+            .iter()
+            .filter(move |key| key.alg == alg && kid.is_some() && key.kid.as_deref() == kid);
+        let open = self
+            .keys
+            .iter()
+            .filter(move |key| key.alg == alg && (kid.is_none() || key.kid.is_none()));
+        exact.chain(open).take(MAX_KEYS_TRIED)
     }
 }
 
@@ -494,6 +539,64 @@ mod tests {
         n[0] = 0x80;
         let enough = DecodingKey::from_rsa_raw_components(&n, &[1, 0, 1]);
         assert!(VerifyingKey::from_decoding_key(Algorithm::RS256, enough).is_ok());
+    }
+
+    #[test]
+    fn issue7_item_11_kidless_tokens_cost_at_most_max_keys_tried_verifications() {
+        use base64::Engine;
+        /// A compact JWS over `{}` with `header`, MACed with `secret`.
+        fn mac(secret: &[u8], header: &str) -> String {
+            let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+            let input = format!("{}.{}", b64(header.as_bytes()), b64(b"{}"));
+            crate::crypto::ensure_default_installed();
+            let key = jsonwebtoken::EncodingKey::from_secret(secret);
+            let signature =
+                jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::HS256).unwrap();
+            format!("{input}.{signature}")
+        }
+        /// The verdict, and how many signature checks it took.
+        fn verify(set: &KeySet, token: &str) -> (Result<(), crate::Reason>, usize) {
+            VERIFICATIONS.with(|count| count.set(0));
+            let verdict = set.verify_jws(token).map(|_| ());
+            (verdict, VERIFICATIONS.with(std::cell::Cell::get))
+        }
+
+        // Eight HS256 keys without kid, then one named "k9".
+        let secrets: Vec<[u8; 32]> = (1..=9u8).map(|i| [i; 32]).collect();
+        let mut set = KeySet::new(
+            secrets[..8]
+                .iter()
+                .map(|s| VerifyingKey::hmac(Algorithm::HS256, s).unwrap()),
+        );
+        set.push(
+            VerifyingKey::hmac(Algorithm::HS256, secrets[8])
+                .unwrap()
+                .with_kid("k9"),
+        );
+        let kidless = r#"{"alg":"HS256"}"#;
+        assert_eq!(verify(&set, &mac(&secrets[0], kidless)), (Ok(()), 1));
+        let last = MAX_KEYS_TRIED - 1;
+        assert_eq!(
+            verify(&set, &mac(&secrets[last], kidless)),
+            (Ok(()), MAX_KEYS_TRIED)
+        );
+        // Beyond the bound: refused after MAX_KEYS_TRIED checks, not nine.
+        for (signer, secret) in secrets.iter().enumerate().skip(MAX_KEYS_TRIED) {
+            assert_eq!(
+                verify(&set, &mac(secret, kidless)),
+                (Err(crate::Reason::Signature), MAX_KEYS_TRIED),
+                "signer {signer}"
+            );
+        }
+        // A kid no key carries: the kid-less keys answer to it, bounded alike.
+        let unknown = r#"{"alg":"HS256","kid":"whatever"}"#;
+        assert_eq!(
+            verify(&set, &mac(&secrets[7], unknown)),
+            (Err(crate::Reason::Signature), MAX_KEYS_TRIED)
+        );
+        // A kid that names a key is tried first, wherever the key sits.
+        let named = r#"{"alg":"HS256","kid":"k9"}"#;
+        assert_eq!(verify(&set, &mac(&secrets[8], named)), (Ok(()), 1));
     }
 
     #[test]
