@@ -2253,6 +2253,8 @@ async fn issue7_item_10_keys_are_checked_when_configured() {
             "e = {e:?}"
         );
     }
+    // A private key handed in as a public one is not a PKCS#1 public key.
+    assert!(VerifyingKey::rsa_pem(Algorithm::RS256, RSA_PRIVATE).is_err());
     // The fixture keys (2048-bit, real) still verify.
     let layer = builder::<User>()
         .rsa_pem(Algorithm::RS256, RSA_PUBLIC)
