@@ -22,8 +22,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum Error {
     /// A key could not be parsed or does not fit the algorithm asked for.
     InvalidKey(String),
-    /// An HMAC secret shorter than 32 bytes (RFC 7518 §3.2 wants at least
-    /// the hash size; short secrets are brute-forceable offline).
+    /// An HMAC secret shorter than its hash output: 32 bytes for HS256, 48
+    /// for HS384, 64 for HS512 (RFC 7518 §3.2; short secrets are
+    /// brute-forceable offline).
     WeakSecret {
         /// Length of the secret that was given, in bytes.
         len: usize,
@@ -42,7 +43,7 @@ impl fmt::Display for Error {
             Error::InvalidKey(msg) => write!(f, "invalid key: {msg}"),
             Error::WeakSecret { len } => write!(
                 f,
-                "HMAC secret is {len} bytes; at least 32 random bytes are required"
+                "HMAC secret is {len} bytes; at least the hash size in random bytes is required (32 for HS256, 48 for HS384, 64 for HS512)"
             ),
             Error::InvalidJwk(msg) => write!(f, "invalid JWK: {msg}"),
             Error::Config(msg) => write!(f, "invalid configuration: {msg}"),

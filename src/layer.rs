@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, Response, Uri};
+use http::header::CACHE_CONTROL;
+use http::{HeaderMap, HeaderName, HeaderValue, Response, Uri};
 use jsonwebtoken::Algorithm;
 use serde::de::DeserializeOwned;
 use tower_layer::Layer;
@@ -17,9 +18,9 @@ use crate::claims;
 use crate::error::Error;
 use crate::jws;
 use crate::keys::{KeySet, KeyStore, VerifyingKey};
-use crate::reject::{Reason, Rejection};
+use crate::reject::{NO_STORE, Reason, Rejection};
 use crate::revoke::RevocationCheck;
-use crate::service::JwtAuth;
+use crate::service::{JwtAuth, Protocol};
 use crate::token::{self, Found, TokenSource};
 use crate::validate::{self, RegisteredClaims, Rules};
 
@@ -36,15 +37,33 @@ type Render = dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync;
 pub(crate) struct Responder {
     realm: String,
     custom: Option<Box<Render>>,
+    /// Whether gRPC and gRPC-web requests get gRPC answers at all.
+    grpc_answers: bool,
 }
 
 impl Responder {
-    pub(crate) fn respond(&self, rejection: &Rejection, grpc: bool) -> Response<Bytes> {
-        tracing::debug!(%rejection, grpc, "request rejected");
-        match (&self.custom, grpc) {
-            (_, true) => rejection.to_grpc_response(),
-            (Some(render), false) => render(rejection),
-            (None, false) => rejection.to_http_response(&self.realm),
+    pub(crate) fn respond(&self, rejection: &Rejection, protocol: Protocol) -> Response<Bytes> {
+        let protocol = if self.grpc_answers {
+            protocol
+        } else {
+            Protocol::Http
+        };
+        tracing::debug!(%rejection, ?protocol, "request rejected");
+        match (&self.custom, protocol) {
+            (_, Protocol::Grpc) => rejection.to_grpc_response(),
+            (_, Protocol::GrpcWeb) => rejection.to_grpc_web_response(false),
+            (_, Protocol::GrpcWebText) => rejection.to_grpc_web_response(true),
+            (Some(render), Protocol::Http) => {
+                let mut response = render(rejection);
+                // A refusal is never cacheable, unless the renderer says
+                // otherwise on purpose.
+                response
+                    .headers_mut()
+                    .entry(CACHE_CONTROL)
+                    .or_insert(HeaderValue::from_static(NO_STORE));
+                response
+            }
+            (None, Protocol::Http) => rejection.to_http_response(&self.realm),
         }
     }
 }
@@ -67,9 +86,27 @@ pub(crate) struct Config<C> {
 pub(crate) enum Outcome<C> {
     /// No token on an optional route.
     Anonymous,
-    /// Verified claims; registered claims when a revocation check must run.
-    Verified(C, Option<RegisteredClaims>),
+    /// Verified and authorized claims (no revocation check configured).
+    Verified(C),
+    /// Verified claims still to be looked up in the revocation store. The
+    /// authorization verdict is already known but only answered once the
+    /// store said the token is live: a revoked token is invalid (401)
+    /// before it is forbidden (403).
+    Revocable {
+        claims: C,
+        registered: RegisteredClaims,
+        denial: Option<Rejection>,
+    },
     Rejected(Rejection),
+}
+
+/// A token whose signature and claims hold.
+struct Checked<C> {
+    claims: C,
+    /// Kept only when a revocation check must run.
+    registered: Option<RegisteredClaims>,
+    /// The scope or authorization rule the token fails, if any.
+    denial: Option<Rejection>,
 }
 
 impl<C: DeserializeOwned> Config<C> {
@@ -79,13 +116,34 @@ impl<C: DeserializeOwned> Config<C> {
             Found::Nothing => Outcome::Rejected(Rejection::MissingToken),
             Found::Ambiguous => Outcome::Rejected(Rejection::AmbiguousToken),
             Found::Token(token) => match self.verify(token) {
-                Ok((claims, registered)) => Outcome::Verified(claims, registered),
+                Ok(Checked {
+                    claims,
+                    registered: Some(registered),
+                    denial,
+                }) => Outcome::Revocable {
+                    claims,
+                    registered,
+                    denial,
+                },
+                Ok(Checked {
+                    claims,
+                    registered: None,
+                    denial: None,
+                }) => Outcome::Verified(claims),
+                Ok(Checked {
+                    denial: Some(denial),
+                    ..
+                }) => Outcome::Rejected(denial),
                 Err(rejection) => Outcome::Rejected(rejection),
             },
         }
     }
 
-    fn verify(&self, token: &[u8]) -> Result<(C, Option<RegisteredClaims>), Rejection> {
+    /// Every check but the revocation store, in this order: size, keys,
+    /// signature, registered claims, claim rules (all 401), then scopes and
+    /// authorization rules (403), whose verdict is returned rather than
+    /// answered so that a revocation check can take precedence.
+    fn verify(&self, token: &[u8]) -> Result<Checked<C>, Rejection> {
         let invalid = Rejection::InvalidToken;
         if token.len() > self.max_token_len {
             return Err(invalid(Reason::TooLarge));
@@ -116,17 +174,22 @@ impl<C: DeserializeOwned> Config<C> {
         if !self.claim_rules.iter().all(|rule| rule(&claims)) {
             return Err(invalid(Reason::ClaimsRule));
         }
-        if let Some(required) = self.rules.missing_scope(&registered) {
-            return Err(Rejection::InsufficientScope { required });
-        }
-        if !self.authorize.iter().all(|rule| rule(&claims)) {
-            return Err(Rejection::Forbidden);
-        }
+        let denial = if let Some(required) = self.rules.missing_scope(&registered) {
+            Some(Rejection::InsufficientScope { required })
+        } else if !self.authorize.iter().all(|rule| rule(&claims)) {
+            Some(Rejection::Forbidden)
+        } else {
+            None
+        };
         let registered = self
             .revocation
             .is_some()
             .then(|| registered.to_registered());
-        Ok((claims, registered))
+        Ok(Checked {
+            claims,
+            registered,
+            denial,
+        })
     }
 }
 
@@ -174,9 +237,11 @@ where
     /// # Errors
     /// The [`Rejection`] a request carrying this token would get.
     pub fn verify(&self, token: &str) -> Result<C, Rejection> {
-        self.config
-            .verify(token.as_bytes())
-            .map(|(claims, _)| claims)
+        let checked = self.config.verify(token.as_bytes())?;
+        match checked.denial {
+            Some(denial) => Err(denial),
+            None => Ok(checked.claims),
+        }
     }
 }
 
@@ -196,7 +261,13 @@ impl<S, C> Layer<S> for JwtAuthLayer<C> {
 /// required; 30 s leeway; `nbf`/`iat` checked when present; no issuer or
 /// audience accepted unless configured (a token with `aud` is refused
 /// while no audience is configured); duplicate JSON members, `crit` and
-/// nested tokens refused; realm `"api"`; anonymous requests refused.
+/// nested tokens refused; realm `"api"`; anonymous requests refused; gRPC
+/// answers for HTTP/2 gRPC and gRPC-web requests only
+/// ([`grpc_answers`](Self::grpc_answers)); a token checked against at most
+/// [`MAX_KEYS_TRIED`](crate::keys::MAX_KEYS_TRIED) keys (its `kid` selects
+/// exactly; a token without one is tried on the first keys of its
+/// algorithm only); RSA keys of 2048 to 4096 bits and HMAC secrets of at
+/// least the hash size, checked when added.
 pub struct JwtAuthBuilder<C> {
     keys: Vec<VerifyingKey>,
     store: Option<KeyStore>,
@@ -210,6 +281,7 @@ pub struct JwtAuthBuilder<C> {
     authorize: Vec<Predicate<C>>,
     revocation: Option<Arc<dyn RevocationCheck>>,
     render: Option<Box<Render>>,
+    grpc_answers: bool,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -251,6 +323,7 @@ where
             authorize: Vec::new(),
             revocation: None,
             render: None,
+            grpc_answers: true,
             _claims: PhantomData,
         }
     }
@@ -275,12 +348,12 @@ where
         self.add(VerifyingKey::hmac(Algorithm::HS256, secret))
     }
 
-    /// Adds an HS384 secret (at least 32 bytes).
+    /// Adds an HS384 secret (at least 48 bytes).
     pub fn hs384(self, secret: impl AsRef<[u8]>) -> Self {
         self.add(VerifyingKey::hmac(Algorithm::HS384, secret))
     }
 
-    /// Adds an HS512 secret (at least 32 bytes).
+    /// Adds an HS512 secret (at least 64 bytes).
     pub fn hs512(self, secret: impl AsRef<[u8]>) -> Self {
         self.add(VerifyingKey::hmac(Algorithm::HS512, secret))
     }
@@ -450,7 +523,12 @@ where
         self
     }
 
-    /// Consults a revocation store after every other check passed.
+    /// Consults a revocation store once the signature and every 401-class
+    /// claim check (registered claims, [`claims_rule`](Self::claims_rule))
+    /// passed, and before scopes and [`authorize`](Self::authorize) rules
+    /// are answered: a revoked token is 401 `invalid_token` (gRPC 16) even
+    /// on a route it lacks the scope for. A token lacking a scope is looked
+    /// up too, to tell 401 from 403.
     pub fn revocation(mut self, check: impl RevocationCheck) -> Self {
         self.revocation = Some(Arc::new(check));
         self
@@ -458,11 +536,37 @@ where
 
     /// Renders HTTP rejections yourself (gRPC answers keep their fixed
     /// form). [`Rejection::to_http_response`] is the default.
+    /// `Cache-Control: no-store` is added when the renderer sets no
+    /// `Cache-Control` of its own.
     pub fn on_rejection(
         mut self,
         render: impl Fn(&Rejection) -> Response<Bytes> + Send + Sync + 'static,
     ) -> Self {
         self.render = Some(Box::new(render));
+        self
+    }
+
+    /// Whether gRPC requests get gRPC answers (default `true`).
+    ///
+    /// With `true`, a rejected request that came over HTTP/2 with an
+    /// `application/grpc*` content type, or with a gRPC-web content type
+    /// (`application/grpc-web*`, any HTTP version), is answered as gRPC
+    /// expects: HTTP 200 with `grpc-status` 16, 7, 3 or 14. Every other
+    /// request, `application/grpc` over HTTP/1.1 included, gets the HTTP
+    /// answer (401/403/400/503 and `WWW-Authenticate`).
+    ///
+    /// With `false`, every rejection is answered over HTTP whatever the
+    /// request says it is: for HTTP-only services, so that no request can
+    /// ever turn a refusal into an HTTP 200, which a proxy's
+    /// `auth_request`, a forward-auth hook or a cache would read as
+    /// success.
+    ///
+    /// Put this layer outside (before) tonic-web's `GrpcWebLayer`: inside
+    /// it, requests arrive translated to `application/grpc` over HTTP/1.1
+    /// and get HTTP answers, which gRPC-web clients map to the same codes
+    /// (401 → UNAUTHENTICATED, 403 → PERMISSION_DENIED).
+    pub fn grpc_answers(mut self, enabled: bool) -> Self {
+        self.grpc_answers = enabled;
         self
     }
 
@@ -504,6 +608,7 @@ where
                 responder: Arc::new(Responder {
                     realm: self.realm,
                     custom: self.render,
+                    grpc_answers: self.grpc_answers,
                 }),
             }),
         })

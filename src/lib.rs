@@ -41,7 +41,12 @@
 //!
 //! - Every key is pinned to one algorithm; `alg: none` and unlisted
 //!   algorithms are refused; `jwk`, `jku`, `x5u`, `x5c` headers are ignored.
-//! - HMAC secrets shorter than 32 bytes are refused at configuration time.
+//! - HMAC secrets shorter than the hash output (32, 48, 64 bytes for
+//!   HS256, HS384, HS512) are refused at configuration time; RSA keys are
+//!   parsed then too and must be 2048 to 4096 bits.
+//! - A token is checked against at most [`keys::MAX_KEYS_TRIED`] keys.
+//! - gRPC answers (HTTP 200 + `grpc-status`) only for HTTP/2 gRPC and
+//!   gRPC-web; every rejection is `Cache-Control: no-store`.
 //! - Tokens over 8 KiB, non-canonical base64url, duplicate JSON members,
 //!   `crit`, and nested (`cty: JWT`) tokens are refused.
 //! - `exp` is required and exclusive; `nbf` and `iat` are checked; 30 s

@@ -15,10 +15,18 @@
 //! forger learns nothing about which check stopped the token; the precise
 //! [`Reason`] is logged at `debug` and handed to custom renderers.
 //!
-//! Requests whose `content-type` starts with `application/grpc` get what
-//! tonic's `Status::into_http` writes: HTTP 200, trailers-only, with
-//! `grpc-status` 16 (UNAUTHENTICATED), 7 (PERMISSION_DENIED), 3
-//! (INVALID_ARGUMENT) or 14 (UNAVAILABLE) and a `grpc-message`.
+//! gRPC requests get what tonic's `Status::into_http` writes: HTTP 200,
+//! trailers-only, with `grpc-status` 16 (UNAUTHENTICATED), 7
+//! (PERMISSION_DENIED), 3 (INVALID_ARGUMENT) or 14 (UNAVAILABLE) and a
+//! `grpc-message`. A request counts as gRPC when it came over HTTP/2 with
+//! an `application/grpc*` content type, or carries a gRPC-web content type
+//! (`application/grpc-web*`, any HTTP version); the content type alone
+//! never earns an HTTP 200, because a client chooses it. Everything else,
+//! `application/grpc` over HTTP/1.1 included, gets the HTTP answer.
+//! [`JwtAuthBuilder::grpc_answers`](crate::JwtAuthBuilder::grpc_answers)
+//! turns gRPC answers off altogether.
+//!
+//! Every rejection carries `Cache-Control: no-store`.
 //!
 //! # Example
 //!
@@ -48,7 +56,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
 /// Why a token was refused. Never shown to the client by the default
@@ -165,6 +173,9 @@ impl std::error::Error for Rejection {}
 /// Seconds a client is asked to wait after a 503.
 const RETRY_AFTER_SECS: &str = "5";
 
+/// No rejection may be stored and replayed by a cache.
+pub(crate) const NO_STORE: &str = "no-store";
+
 impl Rejection {
     /// The HTTP status this rejection is answered with.
     pub fn status(&self) -> StatusCode {
@@ -219,6 +230,7 @@ impl Rejection {
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         } else if let Ok(challenge) = HeaderValue::from_str(&self.challenge(realm)) {
@@ -228,10 +240,29 @@ impl Rejection {
     }
 
     /// The gRPC answer: HTTP 200, trailers-only, as tonic writes a `Status`.
+    /// Meant for gRPC requests only (HTTP/2, or gRPC-web): anything that
+    /// judges by the HTTP status reads it as a success.
     pub fn to_grpc_response(&self) -> Response<Bytes> {
+        self.grpc_response_as("application/grpc")
+    }
+
+    /// The gRPC-web answer: as [`Rejection::to_grpc_response`], trailers-only
+    /// (the status in the headers, as gRPC-web allows), with the gRPC-web
+    /// content type tonic-web answers with; `text` for
+    /// `application/grpc-web-text`.
+    pub fn to_grpc_web_response(&self, text: bool) -> Response<Bytes> {
+        self.grpc_response_as(if text {
+            "application/grpc-web-text+proto"
+        } else {
+            "application/grpc-web+proto"
+        })
+    }
+
+    fn grpc_response_as(&self, content_type: &'static str) -> Response<Bytes> {
         let mut response = Response::new(Bytes::new());
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
         headers.insert(
             "grpc-status",
             HeaderValue::from(u16::from(self.grpc_status())),
@@ -338,6 +369,33 @@ mod tests {
             "16"
         );
         assert!(r.body().is_empty());
+        let web = Rejection::MissingToken.to_grpc_web_response(false);
+        assert_eq!(web.headers()[CONTENT_TYPE], "application/grpc-web+proto");
+        assert_eq!(web.headers()["grpc-status"], "16");
+        let text = Rejection::MissingToken.to_grpc_web_response(true);
+        assert_eq!(
+            text.headers()[CONTENT_TYPE],
+            "application/grpc-web-text+proto"
+        );
+    }
+
+    #[test]
+    fn every_answer_is_no_store() {
+        for rejection in [
+            Rejection::MissingToken,
+            Rejection::AmbiguousToken,
+            Rejection::InvalidToken(Reason::Expired),
+            Rejection::Forbidden,
+            Rejection::Unavailable,
+        ] {
+            for response in [
+                rejection.to_http_response("api"),
+                rejection.to_grpc_response(),
+                rejection.to_grpc_web_response(false),
+            ] {
+                assert_eq!(response.headers()[CACHE_CONTROL], "no-store", "{rejection}");
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Revocation: refuse verified tokens that were withdrawn before expiry.
 //!
-//! A [`RevocationCheck`] is consulted after every other check passed, so
-//! forged tokens never cost a store round-trip. Its errors answer 503 (gRPC
+//! A [`RevocationCheck`] is consulted once the signature and every claim
+//! check that answers 401 passed, so forged or expired tokens never cost a
+//! store round-trip; and before scopes and authorization rules are
+//! answered, so a revoked token is 401 `invalid_token` (gRPC 16), never 403,
+//! whatever route it is presented to. Its errors answer 503 (gRPC
 //! UNAVAILABLE): a store that cannot be reached must not let revoked tokens
 //! through, nor be mistaken for a bad token.
 //!

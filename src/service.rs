@@ -9,7 +9,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response, Version};
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 use tower_service::Service;
@@ -70,11 +70,51 @@ impl<S, C> JwtAuth<S, C> {
     }
 }
 
-/// gRPC clients send `application/grpc`, `application/grpc+proto`, ….
-fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+/// Which form a rejection takes: what the request is, as far as its
+/// transport and content type say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Protocol {
+    /// RFC 6750 status codes and challenges.
+    Http,
+    /// gRPC over HTTP/2: HTTP 200, trailers-only, `grpc-status`.
+    Grpc,
+    /// gRPC-web, binary (`application/grpc-web`, `…+proto`), any HTTP version.
+    GrpcWeb,
+    /// gRPC-web, base64 (`application/grpc-web-text`, `…+proto`).
+    GrpcWebText,
+}
+
+/// Whether `content_type` is `media` or one of its `+suffix` / `;param`
+/// variants, ASCII case-insensitively (media types are case-insensitive).
+fn is_media(content_type: &[u8], media: &[u8]) -> bool {
+    content_type.len() >= media.len()
+        && content_type[..media.len()].eq_ignore_ascii_case(media)
+        && matches!(
+            content_type.get(media.len()),
+            None | Some(b'+' | b';' | b' ')
+        )
+}
+
+/// The content type alone is the client's word, so it never turns an
+/// answer into HTTP 200 by itself: gRPC answers need HTTP/2 (gRPC runs on
+/// nothing else), and only gRPC-web, which is meant to run over HTTP/1.1,
+/// gets them on any version. Everything else is answered over HTTP, so
+/// whatever judges by the status (an `auth_request` proxy, a cache) sees
+/// the refusal.
+pub(crate) fn protocol<B>(request: &Request<B>) -> Protocol {
+    let Some(content_type) = request.headers().get(CONTENT_TYPE) else {
+        return Protocol::Http;
+    };
+    let content_type = content_type.as_bytes();
+    if is_media(content_type, b"application/grpc-web-text") {
+        Protocol::GrpcWebText
+    } else if is_media(content_type, b"application/grpc-web") {
+        Protocol::GrpcWeb
+    } else if request.version() == Version::HTTP_2 && is_media(content_type, b"application/grpc") {
+        Protocol::Grpc
+    } else {
+        Protocol::Http
+    }
 }
 
 impl<S, C, ReqBody, ResBody> Service<Request<ReqBody>> for JwtAuth<S, C>
@@ -91,18 +131,23 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let grpc = is_grpc(request.headers());
+        // The answer's form is only worked out for a request that may be
+        // refused: nothing more on the path of a valid token.
         let kind = match self.config.authenticate(request.headers(), request.uri()) {
             Outcome::Anonymous => Kind::Inner {
                 future: self.inner.call(request),
             },
-            Outcome::Verified(claims, None) => {
+            Outcome::Verified(claims) => {
                 request.extensions_mut().insert(claims);
                 Kind::Inner {
                     future: self.inner.call(request),
                 }
             }
-            Outcome::Verified(claims, Some(registered)) => {
+            Outcome::Revocable {
+                claims,
+                registered,
+                denial,
+            } => {
                 let check = self
                     .config
                     .revocation
@@ -116,13 +161,18 @@ where
                 let service = std::mem::replace(&mut self.inner, clone);
                 Kind::Checking {
                     check,
+                    denial,
+                    protocol: protocol(&request),
                     pending: Some((service, request)),
                     responder: Arc::clone(&self.config.responder),
-                    grpc,
                 }
             }
             Outcome::Rejected(rejection) => Kind::Rejected {
-                response: Some(self.config.responder.respond(&rejection, grpc)),
+                response: Some(
+                    self.config
+                        .responder
+                        .respond(&rejection, protocol(&request)),
+                ),
             },
         };
         ResponseFuture { kind }
@@ -150,9 +200,11 @@ pin_project! {
         Rejected { response: Option<Response<Bytes>> },
         Checking {
             check: RevocationFuture,
+            // Answered only once the token is known not to be revoked.
+            denial: Option<Rejection>,
             pending: Option<(S, Request<ReqBody>)>,
             responder: Arc<Responder>,
-            grpc: bool,
+            protocol: Protocol,
         },
     }
 }
@@ -190,12 +242,13 @@ where
                 }
                 KindProj::Checking {
                     check,
+                    denial,
                     pending,
                     responder,
-                    grpc,
+                    protocol,
                 } => {
                     let rejection = match ready!(check.as_mut().poll(cx)) {
-                        Ok(false) => None,
+                        Ok(false) => denial.take(),
                         Ok(true) => Some(Rejection::InvalidToken(Reason::Revoked)),
                         Err(err) => {
                             tracing::warn!(error = %err, "revocation check failed");
@@ -204,7 +257,7 @@ where
                     };
                     match rejection {
                         Some(rejection) => Kind::Rejected {
-                            response: Some(responder.respond(&rejection, *grpc)),
+                            response: Some(responder.respond(&rejection, *protocol)),
                         },
                         None => {
                             let (mut service, request) =
@@ -218,5 +271,51 @@ where
             };
             kind.set(next);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(version: Version, content_type: &str) -> Protocol {
+        let request = Request::builder()
+            .version(version)
+            .header(CONTENT_TYPE, content_type)
+            .body(())
+            .unwrap();
+        protocol(&request)
+    }
+
+    #[test]
+    fn grpc_answers_need_http2_or_grpc_web() {
+        use Protocol::*;
+        for (version, content_type, expected) in [
+            (Version::HTTP_2, "application/grpc", Grpc),
+            (Version::HTTP_2, "application/grpc+proto", Grpc),
+            (Version::HTTP_2, "Application/GRPC+json", Grpc),
+            (Version::HTTP_11, "application/grpc", Http),
+            (Version::HTTP_11, "application/grpc+proto", Http),
+            (Version::HTTP_10, "application/grpc", Http),
+            (Version::HTTP_2, "application/grpcx", Http),
+            (Version::HTTP_2, "application/json", Http),
+            (Version::HTTP_11, "application/grpc-web", GrpcWeb),
+            (Version::HTTP_11, "application/grpc-web+proto", GrpcWeb),
+            (Version::HTTP_2, "application/grpc-web+proto", GrpcWeb),
+            (Version::HTTP_11, "application/grpc-web-text", GrpcWebText),
+            (
+                Version::HTTP_11,
+                "application/grpc-web-text+proto",
+                GrpcWebText,
+            ),
+            (Version::HTTP_11, "application/grpc-webx", Http),
+        ] {
+            assert_eq!(
+                kind(version, content_type),
+                expected,
+                "{version:?} {content_type}"
+            );
+        }
+        assert_eq!(protocol(&Request::new(())), Http);
     }
 }

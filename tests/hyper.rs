@@ -176,3 +176,44 @@ async fn works_over_http2() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert!(body["error_description"].is_string());
 }
+
+/// The review's reproduction (issue 7, item 8): an HTTP/1.1 request that
+/// merely claims to be gRPC used to get `HTTP/1.1 200 OK` + `grpc-status:
+/// 16`, which an `auth_request` proxy or a cache reads as success.
+#[tokio::test]
+async fn issue7_item_08_http1_request_with_grpc_content_type_gets_401_not_200() {
+    let base = serve(auth().build().unwrap()).await;
+    let client = reqwest::Client::builder().http1_only().build().unwrap();
+
+    for content_type in ["application/grpc", "application/grpc+proto"] {
+        let response = client
+            .post(format!("{base}/grpc.health.v1.Health/Check"))
+            .header("content-type", content_type)
+            .body(vec![0u8; 5])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.version(), http::Version::HTTP_11);
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "{content_type}"
+        );
+        assert_eq!(
+            response.headers()[WWW_AUTHENTICATE],
+            r#"Bearer realm="api""#,
+            "{content_type}"
+        );
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert!(response.headers().get("grpc-status").is_none());
+    }
+    // A real token still passes over HTTP/1.1 whatever the content type.
+    let response = client
+        .post(format!("{base}/whoami"))
+        .header("content-type", "application/grpc")
+        .bearer_auth(hs256(&claims()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}

@@ -26,7 +26,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use jsonwebtoken::EncodingKey;
 use serde::Serialize;
@@ -151,10 +151,27 @@ fn bearer(token: impl AsRef<[u8]>) -> Request<String> {
     authorization(&value).expect("a header-safe token")
 }
 
+/// A gRPC request: `application/grpc` over HTTP/2, the only transport gRPC
+/// has. (The content type alone over HTTP/1.1 no longer earns a gRPC
+/// answer: see `issue7_item_08_…`.)
 fn grpc(mut request: Request<String>) -> Request<String> {
     request
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    *request.version_mut() = Version::HTTP_2;
+    request
+}
+
+/// `request` with another content type and HTTP version.
+fn with_content_type(
+    mut request: Request<String>,
+    version: Version,
+    content_type: &'static str,
+) -> Request<String> {
+    request
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    *request.version_mut() = version;
     request
 }
 
@@ -689,15 +706,18 @@ async fn item_05_alg_none_in_any_case_is_rejected() {
 #[tokio::test]
 async fn item_05_only_the_algorithm_a_key_is_pinned_to_is_accepted() {
     let payload = claims().to_string();
-    let hs256_only = hs_layer();
+    // 64 bytes: long enough for HS512 (RFC 7518 §3.2), so one secret can
+    // be pinned to each HMAC algorithm in turn.
+    const SECRET_64: &[u8] = b"integration-test-secret-long-enough-for-hs512-0123456789abcdefgh";
+    let hs256_only = builder::<User>().hs256(SECRET_64).build().unwrap();
     for (alg, name) in [(Algorithm::HS384, "HS384"), (Algorithm::HS512, "HS512")] {
         let header = format!(r#"{{"alg":"{name}","typ":"JWT"}}"#);
-        let token = mac_token(alg, segments(&header, &payload), SECRET);
+        let token = mac_token(alg, segments(&header, &payload), SECRET_64);
         assert_invalid_token(&send(&hs256_only, bearer(&token)).await, name);
         // The same secret pinned to that algorithm takes the same token.
         let pinned = match alg {
-            Algorithm::HS384 => builder::<User>().hs384(SECRET),
-            _ => builder::<User>().hs512(SECRET),
+            Algorithm::HS384 => builder::<User>().hs384(SECRET_64),
+            _ => builder::<User>().hs512(SECRET_64),
         };
         let pinned = pinned.build().unwrap();
         assert_accepted(&send(&pinned, bearer(&token)).await, name);
@@ -1331,11 +1351,7 @@ async fn item_21_grpc_requests_get_grpc_statuses() {
     for (case, request) in unauthenticated {
         assert_grpc(&send(&layer, request).await, "16", case);
     }
-    let mut proto = bearer("a.b");
-    proto.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc+proto"),
-    );
+    let proto = with_content_type(bearer("a.b"), Version::HTTP_2, "application/grpc+proto");
     assert_grpc(&send(&layer, proto).await, "16", "application/grpc+proto");
 
     let scoped = builder::<User>()
@@ -1397,7 +1413,8 @@ async fn item_23_keys_unavailable_is_503_with_retry_after_then_recovers() {
 async fn item_22_a_jwks_own_alg_use_and_key_ops_are_enforced() {
     const SECRET_ENC: &[u8] = b"encryption-key-never-for-signatures-000";
     const SECRET_WRAP: &[u8] = b"wrapping-key-never-for-signatures-00000";
-    const SECRET_512: &[u8] = b"hs512-pinned-key-for-this-test-00000000";
+    // HS512 keys are at least 64 bytes (RFC 7518 §3.2).
+    const SECRET_512: &[u8] = b"hs512-pinned-key-for-this-test-0000000000000000000000000000000000";
     let jwks = json!({"keys": [
         {"kty": "oct", "kid": "sig", "alg": "HS256", "use": "sig", "k": b64(SECRET)},
         {"kty": "oct", "kid": "enc", "use": "enc", "k": b64(SECRET_ENC)},
@@ -1674,7 +1691,8 @@ async fn several_keys_are_chosen_by_kid() {
             "ES256",
             key(Algorithm::ES256).sign(&claims()).unwrap().into_bytes(),
         ),
-        // Documented: a token without a kid is tried on every key of its alg.
+        // Documented: a token without a kid is tried on the first keys of
+        // its alg (at most `keys::MAX_KEYS_TRIED`; two HS256 keys here).
         ("no kid", hs256_raw(HEADER, &payload).into_bytes()),
     ] {
         assert_accepted(&send(&layer, bearer(&token)).await, case);
@@ -1831,6 +1849,482 @@ async fn revoked_tokens_are_invalid_and_an_unreachable_store_is_unavailable() {
         "14",
         "store unreachable over gRPC",
     );
+}
+
+// ---------------------------------------------------------------------------
+// Issue 7 (outside security review), items 8–11.
+
+#[track_caller]
+fn assert_no_store(reply: &Reply, case: &str) {
+    assert_eq!(
+        reply.header("cache-control"),
+        Some("no-store"),
+        "{case}: {reply:?}"
+    );
+}
+
+/// gRPC-web trailers-only: HTTP 200, the status in the headers.
+#[track_caller]
+fn assert_grpc_web(reply: &Reply, content_type: &str, code: &str, case: &str) {
+    assert_eq!(reply.status, StatusCode::OK, "{case}: {reply:?}");
+    assert_eq!(reply.header("content-type"), Some(content_type), "{case}");
+    assert_eq!(reply.header("grpc-status"), Some(code), "{case}");
+    assert!(reply.body.is_empty(), "{case}: trailers-only has no body");
+    assert!(reply.headers.get(WWW_AUTHENTICATE).is_none(), "{case}");
+}
+
+#[tokio::test]
+async fn issue7_item_08_grpc_answers_only_for_http2_grpc_or_grpc_web() {
+    let layer = hs_layer();
+    let expired = hs(&claims_with(&[("exp", json!(now() - 3600))]));
+
+    // The content type is the client's word: over HTTP/1.1 it earns no 200.
+    for (version, content_type) in [
+        (Version::HTTP_11, "application/grpc"),
+        (Version::HTTP_11, "application/grpc+proto"),
+        (Version::HTTP_10, "application/grpc"),
+    ] {
+        let case = format!("{version:?} {content_type}");
+        let reply = send(
+            &layer,
+            with_content_type(no_credentials(), version, content_type),
+        )
+        .await;
+        assert_missing_token(&reply, &case);
+        assert_no_store(&reply, &case);
+        let reply = send(
+            &layer,
+            with_content_type(bearer(&expired), version, content_type),
+        )
+        .await;
+        assert_invalid_token(&reply, &case);
+        assert_no_store(&reply, &case);
+    }
+
+    // gRPC proper (HTTP/2) keeps its trailers-only answer.
+    let reply = send(&layer, grpc(no_credentials())).await;
+    assert_grpc(&reply, "16", "HTTP/2 gRPC");
+    assert_no_store(&reply, "HTTP/2 gRPC");
+
+    // gRPC-web runs over HTTP/1.1 (or 2): gRPC answers, in its content type.
+    for (version, content_type, answered_as) in [
+        (
+            Version::HTTP_11,
+            "application/grpc-web",
+            "application/grpc-web+proto",
+        ),
+        (
+            Version::HTTP_11,
+            "application/grpc-web+proto",
+            "application/grpc-web+proto",
+        ),
+        (
+            Version::HTTP_2,
+            "application/grpc-web+proto",
+            "application/grpc-web+proto",
+        ),
+        (
+            Version::HTTP_11,
+            "application/grpc-web-text",
+            "application/grpc-web-text+proto",
+        ),
+    ] {
+        let case = format!("{version:?} {content_type}");
+        let reply = send(
+            &layer,
+            with_content_type(no_credentials(), version, content_type),
+        )
+        .await;
+        assert_grpc_web(&reply, answered_as, "16", &case);
+        assert_no_store(&reply, &case);
+        let valid = with_content_type(bearer(hs256(&claims())), version, content_type);
+        assert_accepted(&send(&layer, valid).await, &case);
+    }
+
+    // The switch for HTTP-only services: nothing ever answers 200.
+    let http_only = builder::<User>()
+        .hs256(SECRET)
+        .grpc_answers(false)
+        .build()
+        .unwrap();
+    for (version, content_type) in [
+        (Version::HTTP_2, "application/grpc"),
+        (Version::HTTP_11, "application/grpc-web+proto"),
+        (Version::HTTP_2, "application/grpc-web-text"),
+    ] {
+        let case = format!("grpc_answers(false), {version:?} {content_type}");
+        let reply = send(
+            &http_only,
+            with_content_type(no_credentials(), version, content_type),
+        )
+        .await;
+        assert_missing_token(&reply, &case);
+        assert_no_store(&reply, &case);
+    }
+    assert_accepted(
+        &send(&http_only, grpc(bearer(hs256(&claims())))).await,
+        "grpc_answers(false), valid",
+    );
+
+    // Every other rejection is no-store too, HTTP and gRPC, default and
+    // custom rendering.
+    let scoped = builder::<User>()
+        .hs256(SECRET)
+        .require_scope("movies:write")
+        .build()
+        .unwrap();
+    let token = hs256(&claims());
+    let two_places = {
+        let mut request = bearer(&token);
+        request.headers_mut().append(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        request
+    };
+    let store = KeyStore::new(KeySet::default());
+    let empty = builder::<User>().key_store(store).build().unwrap();
+    for (case, reply) in [
+        ("403", send(&scoped, bearer(&token)).await),
+        ("403 gRPC", send(&scoped, grpc(bearer(&token))).await),
+        ("400", send(&layer, two_places).await),
+        ("503", send(&empty, bearer(&token)).await),
+        ("503 gRPC", send(&empty, grpc(bearer(&token))).await),
+    ] {
+        assert_no_store(&reply, case);
+    }
+    let custom = builder::<User>()
+        .hs256(SECRET)
+        .on_rejection(|rejection| {
+            Response::builder()
+                .status(rejection.status())
+                .body(Bytes::new())
+                .unwrap()
+        })
+        .build()
+        .unwrap();
+    assert_no_store(&send(&custom, no_credentials()).await, "custom renderer");
+    let cacheable = builder::<User>()
+        .hs256(SECRET)
+        .on_rejection(|rejection| {
+            Response::builder()
+                .status(rejection.status())
+                .header("cache-control", "private, max-age=5")
+                .body(Bytes::new())
+                .unwrap()
+        })
+        .build()
+        .unwrap();
+    assert_eq!(
+        send(&cacheable, no_credentials())
+            .await
+            .header("cache-control"),
+        Some("private, max-age=5"),
+        "a renderer's own Cache-Control is kept"
+    );
+    // Accepted requests are left alone.
+    let reply = send(&layer, bearer(&token)).await;
+    assert!(reply.headers.get("cache-control").is_none());
+}
+
+#[tokio::test]
+async fn issue7_item_09_revoked_beats_forbidden() {
+    let denylist = Denylist::default();
+    let scoped = builder::<User>()
+        .hs256(SECRET)
+        .require_scope("movies:write")
+        .revocation(denylist.clone())
+        .build()
+        .unwrap();
+    let denied = builder::<User>()
+        .hs256(SECRET)
+        .authorize(|_| false)
+        .revocation(denylist.clone())
+        .build()
+        .unwrap();
+    let token = |jti: &str, scope: &str| {
+        hs(&claims_with(&[
+            ("jti", json!(jti)),
+            ("scope", json!(scope)),
+        ]))
+    };
+    denylist.revoke(ISSUER, "revoked");
+
+    // Revoked, lacking the scope: invalid (401), not forbidden (403).
+    let revoked_unscoped = token("revoked", "movies:read");
+    assert_invalid_token(
+        &send(&scoped, bearer(&revoked_unscoped)).await,
+        "revoked, no scope",
+    );
+    assert_grpc(
+        &send(&scoped, grpc(bearer(&revoked_unscoped))).await,
+        "16",
+        "revoked, no scope, gRPC",
+    );
+    // Revoked, with the scope: 401.
+    assert_invalid_token(
+        &send(&scoped, bearer(token("revoked", "movies:write"))).await,
+        "revoked, with scope",
+    );
+    // Revoked, refused by an authorization rule: 401 too.
+    assert_invalid_token(
+        &send(&denied, bearer(&revoked_unscoped)).await,
+        "revoked, authorize false",
+    );
+    assert_grpc(
+        &send(&denied, grpc(bearer(&revoked_unscoped))).await,
+        "16",
+        "revoked, authorize false, gRPC",
+    );
+
+    // Live tokens: the scope and the rule still decide.
+    let reply = send(&scoped, bearer(token("live", "movies:read"))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+    assert_eq!(reply.json()["error"], "insufficient_scope");
+    assert_grpc(
+        &send(&scoped, grpc(bearer(token("live", "movies:read")))).await,
+        "7",
+        "live, no scope, gRPC",
+    );
+    let reply = send(&denied, bearer(token("live", "movies:read"))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+    assert_eq!(reply.header("www-authenticate"), Some(FORBIDDEN_CHALLENGE));
+    assert_accepted(
+        &send(&scoped, bearer(token("live", "movies:write"))).await,
+        "live, with scope",
+    );
+
+    // Revocation still comes only after the signature and the 401 claim
+    // checks: a forged or expired token costs no lookup.
+    let lookups = denylist.lookups.load(Ordering::SeqCst);
+    let forged = mac_token(
+        Algorithm::HS256,
+        segments(
+            HEADER,
+            &claims_with(&[("jti", json!("revoked"))]).to_string(),
+        ),
+        OTHER_SECRET,
+    );
+    assert_invalid_token(&send(&scoped, bearer(&forged)).await, "forged");
+    let expired = hs(&claims_with(&[
+        ("jti", json!("revoked")),
+        ("exp", json!(now() - 3600)),
+    ]));
+    assert_invalid_token(&send(&scoped, bearer(&expired)).await, "expired");
+    assert_eq!(denylist.lookups.load(Ordering::SeqCst), lookups);
+
+    // `verify` (no revocation check) keeps answering 403 for the scope.
+    assert_eq!(
+        scoped
+            .verify(&token("live", "movies:read"))
+            .unwrap_err()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+/// DER for the RSA key tests: a crafted key need not be a real one to be
+/// refused for its size.
+mod der {
+    fn wrap(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        match len {
+            0..0x80 => out.push(len as u8),
+            0x80..0x100 => out.extend([0x81, len as u8]),
+            _ => out.extend([0x82, (len >> 8) as u8, len as u8]),
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    fn integer(magnitude: &[u8]) -> Vec<u8> {
+        let mut content = magnitude.to_vec();
+        if content[0] & 0x80 != 0 {
+            content.insert(0, 0);
+        }
+        wrap(0x02, &content)
+    }
+
+    /// PKCS#1 `RSAPublicKey`.
+    pub(super) fn pkcs1(n: &[u8], e: &[u8]) -> Vec<u8> {
+        let mut body = integer(n);
+        body.extend(integer(e));
+        wrap(0x30, &body)
+    }
+
+    /// SubjectPublicKeyInfo around a PKCS#1 key (rsaEncryption, NULL).
+    pub(super) fn spki(pkcs1: &[u8]) -> Vec<u8> {
+        let algorithm = [
+            0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05,
+            0x00,
+        ];
+        let mut bits = vec![0];
+        bits.extend_from_slice(pkcs1);
+        let mut body = algorithm.to_vec();
+        body.extend(wrap(0x03, &bits));
+        wrap(0x30, &body)
+    }
+
+    pub(super) fn pem(spki: &[u8]) -> String {
+        use base64::Engine;
+        let body = base64::engine::general_purpose::STANDARD.encode(spki);
+        let lines: Vec<&str> = body
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        )
+    }
+}
+
+/// An odd modulus of exactly `bits` bits (not a product of two primes, which
+/// no configuration-time check can tell).
+fn modulus(bits: usize) -> Vec<u8> {
+    let mut n = vec![0xff; bits.div_ceil(8)];
+    n[0] >>= n.len() * 8 - bits;
+    n
+}
+
+#[tokio::test]
+async fn issue7_item_10_keys_are_checked_when_configured() {
+    const E: &[u8] = &[1, 0, 1];
+    // Garbage DER used to build and refuse every token; now the builder
+    // reports it.
+    assert!(VerifyingKey::rsa_der(Algorithm::RS256, b"garbage").is_err());
+    let built = builder::<User>()
+        .key(VerifyingKey::hmac(Algorithm::HS256, SECRET).unwrap())
+        .public_key_pem(der::pem(b"garbage"))
+        .build();
+    assert!(built.is_err(), "garbage PEM built");
+
+    // Every RSA input path counts bits: 2041 bits in 256 bytes is refused,
+    // 2048 and 4096 accepted, 4097 and 8192 (which the rust_crypto backend
+    // can never verify with) refused.
+    let dir = std::env::temp_dir().join(format!("tower-jwt-auth-item10-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (bits, accepted) in [
+        (2041, false),
+        (2047, false),
+        (2048, true),
+        (3072, true),
+        (4096, true),
+        (4097, false),
+        (8192, false),
+    ] {
+        let n = modulus(bits);
+        let pkcs1 = der::pkcs1(&n, E);
+        let spki = der::spki(&pkcs1);
+        let pem = der::pem(&spki);
+        let jwk = json!({"kty": "RSA", "alg": "RS256", "n": b64(&n), "e": b64(E)});
+        let der_file = dir.join(format!("{bits}.der"));
+        let pem_file = dir.join(format!("{bits}.pem"));
+        std::fs::write(&der_file, &spki).unwrap();
+        std::fs::write(&pem_file, &pem).unwrap();
+        for (path, result) in [
+            (
+                "PKCS#1 DER",
+                VerifyingKey::rsa_der(Algorithm::RS256, &pkcs1),
+            ),
+            ("SPKI DER", VerifyingKey::public_key_der(&spki)),
+            ("PEM", VerifyingKey::rsa_pem(Algorithm::PS256, &pem)),
+            ("any PEM", VerifyingKey::public_key_pem(&pem)),
+            ("DER file", VerifyingKey::public_key_file(&der_file)),
+            ("PEM file", VerifyingKey::public_key_file(&pem_file)),
+            ("JWK", VerifyingKey::from_jwk(&jwk)),
+        ] {
+            assert_eq!(result.is_ok(), accepted, "{bits} bits, {path}: {result:?}");
+        }
+        let set = KeySet::from_jwks(&json!({"keys": [jwk]}));
+        assert_eq!(set.is_ok(), accepted, "{bits} bits, JWK set");
+        let layer = builder::<User>().rsa_pem(Algorithm::RS256, &pem).build();
+        assert_eq!(layer.is_ok(), accepted, "{bits} bits, builder");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Exponents both backends refuse anyway are refused up front.
+    for e in [&[1][..], &[2], &[1, 0, 0], &[3, 0, 0, 0, 0, 1]] {
+        let pkcs1 = der::pkcs1(&modulus(2048), e);
+        assert!(
+            VerifyingKey::rsa_der(Algorithm::RS256, &pkcs1).is_err(),
+            "e = {e:?}"
+        );
+    }
+    // A private key handed in as a public one is not a PKCS#1 public key.
+    assert!(VerifyingKey::rsa_pem(Algorithm::RS256, RSA_PRIVATE).is_err());
+    // The fixture keys (2048-bit, real) still verify.
+    let layer = builder::<User>()
+        .rsa_pem(Algorithm::RS256, RSA_PUBLIC)
+        .build()
+        .unwrap();
+    let token = key(Algorithm::RS256).sign(&claims()).unwrap();
+    assert_accepted(&send(&layer, bearer(&token)).await, "2048-bit fixture");
+
+    // HMAC secrets are at least the hash output size (RFC 7518 §3.2).
+    let secret = [0x5a; 64];
+    for (alg, refused, accepted) in [
+        (Algorithm::HS256, 31, 32),
+        (Algorithm::HS384, 40, 48),
+        (Algorithm::HS384, 47, 48),
+        (Algorithm::HS512, 63, 64),
+    ] {
+        assert!(
+            VerifyingKey::hmac(alg, &secret[..refused]).is_err(),
+            "{alg:?} {refused}"
+        );
+        assert!(
+            VerifyingKey::hmac(alg, &secret[..accepted]).is_ok(),
+            "{alg:?} {accepted}"
+        );
+    }
+    assert!(builder::<User>().hs384(&secret[..40]).build().is_err());
+    assert!(builder::<User>().hs384(&secret[..48]).build().is_ok());
+    assert!(builder::<User>().hs512(&secret[..63]).build().is_err());
+    assert!(builder::<User>().hs512(&secret[..64]).build().is_ok());
+    let short_512 = json!({"kty": "oct", "alg": "HS512", "k": b64(&secret[..48])});
+    assert!(VerifyingKey::from_jwk(&short_512).is_err());
+    assert!(SigningKey::hmac(Algorithm::HS512, "k", &secret[..63]).is_err());
+}
+
+#[tokio::test]
+async fn issue7_item_11_kidless_tokens_are_tried_on_a_bounded_number_of_keys() {
+    use tower_jwt_auth::keys::MAX_KEYS_TRIED;
+    // Many keys of one algorithm: kid-less ones, then some with kids.
+    let secrets: Vec<Vec<u8>> = (0..10)
+        .map(|i| format!("bounded-kidless-test-secret-number-{i:02}").into_bytes())
+        .collect();
+    let mut layer = builder::<User>().on_rejection(with_reason_header);
+    for (i, secret) in secrets.iter().enumerate() {
+        let key = VerifyingKey::hmac(Algorithm::HS256, secret).unwrap();
+        layer = layer.key(if i < 6 {
+            key
+        } else {
+            key.with_kid(format!("k{i}"))
+        });
+    }
+    let layer = layer.build().unwrap();
+    let payload = claims().to_string();
+    let kidless = |i: usize| mac_token(Algorithm::HS256, segments(HEADER, &payload), &secrets[i]);
+
+    for i in 0..MAX_KEYS_TRIED {
+        assert_accepted(&send(&layer, bearer(kidless(i))).await, &format!("key {i}"));
+    }
+    for i in MAX_KEYS_TRIED..secrets.len() {
+        assert_reason(
+            &send(&layer, bearer(kidless(i))).await,
+            Reason::Signature,
+            &format!("kid-less, key {i} beyond the bound"),
+        );
+    }
+    // Keys with kids are still reached by naming them.
+    for (i, secret) in secrets.iter().enumerate().skip(6) {
+        let header = json!({"alg": "HS256", "kid": format!("k{i}")}).to_string();
+        let token = mac_token(Algorithm::HS256, segments(&header, &payload), secret);
+        assert_accepted(&send(&layer, bearer(&token)).await, &format!("kid k{i}"));
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -247,3 +247,103 @@ async fn revoked_token_is_unauthenticated_and_others_pass() {
     assert_eq!(status, ServingStatus::Serving);
     assert_eq!(server.seen().len(), 1);
 }
+
+/// A tonic server that also speaks gRPC-web over HTTP/1.1 (tonic-web's
+/// `GrpcWebLayer`) behind the auth layer; returns its base URL.
+async fn serve_grpc_web(auth: JwtAuthLayer<User>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let server = Server::builder()
+        .accept_http1(true)
+        .layer(auth)
+        .layer(tonic_web::GrpcWebLayer::new())
+        .add_service(health)
+        .serve_with_incoming(TcpListenerStream::new(listener));
+    tokio::spawn(async move { server.await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// One gRPC-web call of `Health/Check` for the overall status, over
+/// HTTP/1.1: a single uncompressed frame holding an empty
+/// `HealthCheckRequest`.
+async fn grpc_web_check(base: &str, token: Option<&str>) -> reqwest::Response {
+    let client = reqwest::Client::builder().http1_only().build().unwrap();
+    let mut request = client
+        .post(format!("{base}/grpc.health.v1.Health/Check"))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(vec![0u8, 0, 0, 0, 0]);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.version(), http::Version::HTTP_11);
+    response
+}
+
+#[tokio::test]
+async fn issue7_item_08_grpc_web_over_http1_gets_grpc_answers() {
+    let base = serve_grpc_web(auth().build().unwrap()).await;
+
+    // No token: gRPC-web's trailers-only answer, UNAUTHENTICATED.
+    let response = grpc_web_check(&base, None).await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["grpc-status"], "16");
+    assert_eq!(headers["grpc-message"], "A bearer token is required");
+    assert_eq!(headers["content-type"], "application/grpc-web+proto");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(headers.get("www-authenticate").is_none());
+    assert!(response.bytes().await.unwrap().is_empty());
+
+    // A valid token reaches the health service through tonic-web: a data
+    // frame holding `status: SERVING` (field 1 = 1), then a trailers frame
+    // with grpc-status 0.
+    let response = grpc_web_check(&base, Some(&hs256(&claims()))).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("grpc-status").is_none());
+    let body = response.bytes().await.unwrap();
+    assert_eq!(&body[..7], &[0, 0, 0, 0, 2, 0x08, 0x01], "{body:?}");
+    assert_eq!(body[7], 0x80, "trailers frame: {body:?}");
+    let trailers = String::from_utf8_lossy(&body[12..]).to_ascii_lowercase();
+    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+}
+
+#[tokio::test]
+async fn issue7_item_08_grpc_answers_off_answers_grpc_web_over_http() {
+    let base = serve_grpc_web(auth().grpc_answers(false).build().unwrap()).await;
+
+    let response = grpc_web_check(&base, None).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer realm="api""#
+    );
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    assert!(response.headers().get("grpc-status").is_none());
+}
+
+#[tokio::test]
+async fn issue7_item_08_http2_grpc_still_gets_grpc_status() {
+    // Real gRPC (HTTP/2, tonic's client) on a server that also accepts
+    // HTTP/1.1 for gRPC-web.
+    let base = serve_grpc_web(auth().build().unwrap()).await;
+    let channel = Channel::from_shared(base).unwrap().connect().await.unwrap();
+    let status = HealthClient::new(channel.clone())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: String::new(),
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", hs256(&claims())).parse().unwrap(),
+    );
+    let response = HealthClient::new(channel).check(request).await.unwrap();
+    assert_eq!(response.into_inner().status(), ServingStatus::Serving);
+}

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
-use super::{KeySet, MIN_HMAC_SECRET_LEN, VerifyingKey};
+use super::{KeySet, VerifyingKey, min_hmac_secret_len, rsa};
 use crate::error::Error;
 
 /// How JWKs without an `alg` member are pinned, and which key types a set
@@ -24,7 +24,9 @@ pub struct JwkPolicy {
     /// a set fetched from a public URL should never carry secrets, and
     /// remote sources turn this off.
     pub allow_symmetric: bool,
-    /// Smallest RSA modulus accepted, in bits. Default 2048 (RFC 7518 §3.3).
+    /// Smallest RSA modulus accepted, in bits. Default 2048 (RFC 7518
+    /// §3.3); it can only raise [`MIN_RSA_BITS`](super::MIN_RSA_BITS), which
+    /// every RSA key must meet.
     pub min_rsa_bits: usize,
 }
 
@@ -145,15 +147,14 @@ fn rsa(
     let alg = alg.ok_or_else(|| bad("RSA key without \"alg\""))?;
     let n = required_bytes(jwk, "n")?;
     let e = required_bytes(jwk, "e")?;
-    let significant = n.iter().skip_while(|&&b| b == 0).count();
-    if significant * 8 < policy.min_rsa_bits {
+    // Bits, not bytes: a 2041-bit modulus still takes 256 bytes. The
+    // floor, ceiling and exponent checks of every RSA key follow in
+    // `VerifyingKey::from_decoding_key`.
+    if rsa::bits(&n) < policy.min_rsa_bits {
         return Err(bad(format!(
             "RSA modulus under {} bits",
             policy.min_rsa_bits
         )));
-    }
-    if e.is_empty() || e.len() > 8 {
-        return Err(bad("RSA exponent out of range"));
     }
     Ok((alg, DecodingKey::from_rsa_raw_components(&n, &e)))
 }
@@ -208,7 +209,7 @@ fn oct(
 ) -> Result<(Algorithm, DecodingKey), Error> {
     let alg = alg.ok_or_else(|| bad("symmetric key without \"alg\""))?;
     let k = required_bytes(jwk, "k")?;
-    if k.len() < MIN_HMAC_SECRET_LEN {
+    if k.len() < min_hmac_secret_len(alg) {
         return Err(Error::WeakSecret { len: k.len() });
     }
     Ok((alg, DecodingKey::from_secret(&k)))
@@ -239,7 +240,10 @@ mod tests {
     fn alg_must_fit_the_key() {
         assert!(key(json!({"kty":"oct","k":K,"alg":"RS256"})).is_err());
         assert!(key(json!({"kty":"oct","k":K,"alg":"none"})).is_err());
-        let k = key(json!({"kty":"oct","k":K,"alg":"HS512"})).unwrap();
+        // HS512 needs a 64-byte secret (RFC 7518 §3.2); K is 32 bytes.
+        assert!(key(json!({"kty":"oct","k":K,"alg":"HS512"})).is_err());
+        let k64 = URL_SAFE_NO_PAD.encode([0u8; 64]);
+        let k = key(json!({"kty":"oct","k":k64,"alg":"HS512"})).unwrap();
         assert_eq!(k.algorithm(), Algorithm::HS512);
     }
 

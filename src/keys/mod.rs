@@ -25,6 +25,7 @@
 
 mod cache;
 mod jwk;
+mod rsa;
 
 use std::fmt;
 use std::path::Path;
@@ -32,14 +33,42 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
 
 use crate::error::Error;
 
 pub use jwk::JwkPolicy;
+pub use rsa::{MAX_RSA_BITS, MIN_RSA_BITS};
 
-/// Shortest HMAC secret accepted, in bytes (256 bits).
+/// Shortest HMAC secret accepted for any algorithm, in bytes (256 bits,
+/// HS256's); HS384 and HS512 need more, see [`min_hmac_secret_len`].
 pub const MIN_HMAC_SECRET_LEN: usize = 32;
+
+/// Shortest secret accepted for an HMAC algorithm: the hash output size
+/// (RFC 7518 §3.2), 32 bytes for HS256, 48 for HS384, 64 for HS512.
+pub fn min_hmac_secret_len(alg: Algorithm) -> usize {
+    match alg {
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
+        _ => MIN_HMAC_SECRET_LEN,
+    }
+}
+
+/// Most keys one token's signature is checked against.
+///
+/// A token names its key with `kid`; one without a `kid` (or whose `kid`
+/// only matches keys configured without one) would otherwise be tried on
+/// every key of its algorithm, one signature verification each: with a
+/// large set, one request would cost N verifications. Three covers a
+/// rotation window (previous, current and next key, all without `kid`);
+/// larger sets should give their keys `kid`s, which select exactly.
+pub const MAX_KEYS_TRIED: usize = 3;
+
+#[cfg(test)]
+thread_local! {
+    /// Signature verifications attempted on this thread (tests only).
+    pub(crate) static VERIFICATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -80,8 +109,19 @@ impl VerifyingKey {
         }
         if key.family() == AlgorithmFamily::Hmac {
             let len = key.try_get_as_bytes().map(<[u8]>::len).unwrap_or(0);
-            if len < MIN_HMAC_SECRET_LEN {
+            if len < min_hmac_secret_len(alg) {
                 return Err(Error::WeakSecret { len });
+            }
+        }
+        // jsonwebtoken parses RSA keys only while verifying: parse them now,
+        // so an unusable key is a configuration error, not a refused token.
+        if key.family() == AlgorithmFamily::Rsa {
+            match key.kind() {
+                DecodingKeyKind::SecretOrDer(der) => {
+                    let (n, e) = rsa::parse_pkcs1(der)?;
+                    rsa::check(n, e)?;
+                }
+                DecodingKeyKind::RsaModulusExponent { n, e } => rsa::check(n, e)?,
             }
         }
         // jsonwebtoken's Ed25519 verifier slices the first 32 bytes without a
@@ -109,26 +149,33 @@ impl VerifyingKey {
     /// An HMAC secret for HS256, HS384 or HS512.
     ///
     /// # Errors
-    /// [`Error::WeakSecret`] below 32 bytes; [`Error::InvalidKey`] when `alg`
-    /// is not an HMAC algorithm.
+    /// [`Error::WeakSecret`] below the hash output size (32 bytes for
+    /// HS256, 48 for HS384, 64 for HS512; RFC 7518 §3.2);
+    /// [`Error::InvalidKey`] when `alg` is not an HMAC algorithm.
     pub fn hmac(alg: Algorithm, secret: impl AsRef<[u8]>) -> Result<Self, Error> {
         Self::from_decoding_key(alg, DecodingKey::from_secret(secret.as_ref()))
     }
 
     /// An RSA public key in PEM (`PUBLIC KEY` or `RSA PUBLIC KEY`) for one of
-    /// RS256/384/512 or PS256/384/512.
+    /// RS256/384/512 or PS256/384/512. Every RSA key, whatever its form
+    /// (PEM, DER, JWK, file), is parsed here and must have a modulus of
+    /// [`MIN_RSA_BITS`] to [`MAX_RSA_BITS`] bits and an odd exponent from 3
+    /// to 2^33 − 1.
     ///
     /// # Errors
-    /// When the PEM is not an RSA public key or `alg` is not an RSA algorithm.
+    /// When the PEM is not an RSA public key of that size or `alg` is not
+    /// an RSA algorithm.
     pub fn rsa_pem(alg: Algorithm, pem: impl AsRef<[u8]>) -> Result<Self, Error> {
         let key = DecodingKey::from_rsa_pem(pem.as_ref()).map_err(invalid)?;
         Self::from_decoding_key(alg, key)
     }
 
-    /// An RSA public key in PKCS#1 DER.
+    /// An RSA public key in PKCS#1 DER, parsed and size-checked as for
+    /// [`VerifyingKey::rsa_pem`].
     ///
     /// # Errors
-    /// When `alg` is not an RSA algorithm.
+    /// When the DER is not a PKCS#1 RSA public key of an accepted size, or
+    /// `alg` is not an RSA algorithm.
     pub fn rsa_der(alg: Algorithm, der: impl AsRef<[u8]>) -> Result<Self, Error> {
         Self::from_decoding_key(alg, DecodingKey::from_rsa_der(der.as_ref()))
     }
@@ -161,8 +208,11 @@ impl VerifyingKey {
     /// When the PEM is none of those.
     pub fn public_key_pem(pem: impl AsRef<[u8]>) -> Result<Self, Error> {
         let pem = pem.as_ref();
-        Self::rsa_pem(Algorithm::RS256, pem)
-            .or_else(|_| Self::ec_pem(pem))
+        // An RSA key that fails the size or exponent checks says why.
+        if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+            return Self::from_decoding_key(Algorithm::RS256, key);
+        }
+        Self::ec_pem(pem)
             .or_else(|_| Self::ed_pem(pem))
             .map_err(|_| {
                 Error::InvalidKey("not an RSA, EC (P-256/P-384) or Ed25519 public key PEM".into())
@@ -225,6 +275,8 @@ impl VerifyingKey {
 
     /// Checks a signature (raw bytes, not base64) over `message`.
     pub(crate) fn verify(&self, message: &[u8], signature: &Vec<u8>) -> bool {
+        #[cfg(test)]
+        VERIFICATIONS.with(|count| count.set(count.get() + 1));
         cache::verify(self.id, self.alg, &self.key, message, signature)
     }
 }
@@ -343,7 +395,12 @@ impl KeySet {
     /// Keys that may verify a token with header `kid` and `alg`: keys pinned
     /// to `alg` whose kid equals the token's. A key configured without a kid
     /// (a single static key, typically) answers to any kid, and a token
-    /// without a kid is tried on every key pinned to `alg`.
+    /// without a kid may be verified by any key pinned to `alg`.
+    ///
+    /// Verification checks a token against at most [`MAX_KEYS_TRIED`] of
+    /// these: keys whose kid equals the token's first, then the others in
+    /// set order. So a token without a kid verifies only with one of the
+    /// first three keys of its algorithm; give keys kids in larger sets.
     pub fn find<'a>(
         &'a self,
         kid: Option<&'a str>,
@@ -356,6 +413,28 @@ impl KeySet {
                     _ => true,
                 }
         })
+    }
+}
+
+impl KeySet {
+    /// The keys a token is checked against, at most [`MAX_KEYS_TRIED`]:
+    /// exact `kid` matches first, then keys that answer to any kid (or, for
+    /// a token without kid, every key of `alg`), in set order. No
+    /// allocation: two passes over the set.
+    pub(crate) fn candidates<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+        alg: Algorithm,
+    ) -> impl Iterator<Item = &'a VerifyingKey> + 'a {
+        let exact = self
+            .keys
+            .iter()
+            .filter(move |key| key.alg == alg && kid.is_some() && key.kid.as_deref() == kid);
+        let open = self
+            .keys
+            .iter()
+            .filter(move |key| key.alg == alg && (kid.is_none() || key.kid.is_none()));
+        exact.chain(open).take(MAX_KEYS_TRIED)
     }
 }
 
@@ -428,6 +507,99 @@ mod tests {
     }
 
     #[test]
+    fn issue7_item_10_hmac_secrets_are_at_least_the_hash_size() {
+        let secret = [7u8; 64];
+        for (alg, min) in [
+            (Algorithm::HS256, 32),
+            (Algorithm::HS384, 48),
+            (Algorithm::HS512, 64),
+        ] {
+            assert_eq!(min_hmac_secret_len(alg), min);
+            assert!(VerifyingKey::hmac(alg, &secret[..min]).is_ok(), "{alg:?}");
+            let err = VerifyingKey::hmac(alg, &secret[..min - 1]).unwrap_err();
+            assert!(
+                matches!(err, Error::WeakSecret { len } if len == min - 1),
+                "{alg:?}"
+            );
+        }
+        assert!(VerifyingKey::hmac(Algorithm::HS384, &secret[..40]).is_err());
+    }
+
+    #[test]
+    fn issue7_item_10_rsa_keys_are_parsed_when_configured() {
+        assert!(VerifyingKey::rsa_der(Algorithm::RS256, b"garbage").is_err());
+        let pkcs1 = std::fs::read(fixture("rsa_public_pkcs1.der")).unwrap();
+        assert!(VerifyingKey::rsa_der(Algorithm::RS256, &pkcs1).is_ok());
+        // A well-formed but too small key, by construction: 2041 bits in
+        // 256 bytes.
+        let mut n = vec![0xffu8; 256];
+        n[0] = 0x01;
+        let small = DecodingKey::from_rsa_raw_components(&n, &[1, 0, 1]);
+        assert!(VerifyingKey::from_decoding_key(Algorithm::RS256, small).is_err());
+        n[0] = 0x80;
+        let enough = DecodingKey::from_rsa_raw_components(&n, &[1, 0, 1]);
+        assert!(VerifyingKey::from_decoding_key(Algorithm::RS256, enough).is_ok());
+    }
+
+    #[test]
+    fn issue7_item_11_kidless_tokens_cost_at_most_max_keys_tried_verifications() {
+        use base64::Engine;
+        /// A compact JWS over `{}` with `header`, MACed with `secret`.
+        fn mac(secret: &[u8], header: &str) -> String {
+            let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+            let input = format!("{}.{}", b64(header.as_bytes()), b64(b"{}"));
+            crate::crypto::ensure_default_installed();
+            let key = jsonwebtoken::EncodingKey::from_secret(secret);
+            let signature =
+                jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::HS256).unwrap();
+            format!("{input}.{signature}")
+        }
+        /// The verdict, and how many signature checks it took.
+        fn verify(set: &KeySet, token: &str) -> (Result<(), crate::Reason>, usize) {
+            VERIFICATIONS.with(|count| count.set(0));
+            let verdict = set.verify_jws(token).map(|_| ());
+            (verdict, VERIFICATIONS.with(std::cell::Cell::get))
+        }
+
+        // Eight HS256 keys without kid, then one named "k9".
+        let secrets: Vec<[u8; 32]> = (1..=9u8).map(|i| [i; 32]).collect();
+        let mut set = KeySet::new(
+            secrets[..8]
+                .iter()
+                .map(|s| VerifyingKey::hmac(Algorithm::HS256, s).unwrap()),
+        );
+        set.push(
+            VerifyingKey::hmac(Algorithm::HS256, secrets[8])
+                .unwrap()
+                .with_kid("k9"),
+        );
+        let kidless = r#"{"alg":"HS256"}"#;
+        assert_eq!(verify(&set, &mac(&secrets[0], kidless)), (Ok(()), 1));
+        let last = MAX_KEYS_TRIED - 1;
+        assert_eq!(
+            verify(&set, &mac(&secrets[last], kidless)),
+            (Ok(()), MAX_KEYS_TRIED)
+        );
+        // Beyond the bound: refused after MAX_KEYS_TRIED checks, not nine.
+        for (signer, secret) in secrets.iter().enumerate().skip(MAX_KEYS_TRIED) {
+            assert_eq!(
+                verify(&set, &mac(secret, kidless)),
+                (Err(crate::Reason::Signature), MAX_KEYS_TRIED),
+                "signer {signer}"
+            );
+        }
+        // A kid no key carries: the kid-less keys answer to it, bounded alike.
+        let unknown = r#"{"alg":"HS256","kid":"whatever"}"#;
+        assert_eq!(
+            verify(&set, &mac(&secrets[7], unknown)),
+            (Err(crate::Reason::Signature), MAX_KEYS_TRIED)
+        );
+        // A kid that names a key is tried first, wherever the key sits.
+        let named = r#"{"alg":"HS256","kid":"k9"}"#;
+        assert_eq!(verify(&set, &mac(&secrets[8], named)), (Ok(()), 1));
+    }
+
+    #[test]
     fn a_key_is_pinned_to_its_family() {
         assert!(VerifyingKey::hmac(Algorithm::RS256, SECRET).is_err());
         assert!(VerifyingKey::rsa_der(Algorithm::HS256, b"whatever").is_err());
@@ -438,7 +610,7 @@ mod tests {
         let a = VerifyingKey::hmac(Algorithm::HS256, SECRET)
             .unwrap()
             .with_kid("a");
-        let b = VerifyingKey::hmac(Algorithm::HS512, SECRET)
+        let b = VerifyingKey::hmac(Algorithm::HS512, [7u8; 64])
             .unwrap()
             .with_kid("b");
         let set = KeySet::new([a, b]);
