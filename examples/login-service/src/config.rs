@@ -4,6 +4,47 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+// The one place every default lives: `Config::new`, `ThrottleConfig::default`
+// and the flags in `main.rs` (whose `--help` shows them) all read these.
+
+/// `--database-url`: a SQLite file beside the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://login-service.db";
+/// `--listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+/// `--audience`: the `aud` of issued access tokens.
+pub const DEFAULT_AUDIENCE: &str = "login-service";
+/// `--access-token-ttl-secs`: 15 minutes.
+pub const DEFAULT_ACCESS_TOKEN_TTL_SECS: u64 = 15 * 60;
+/// `--refresh-token-ttl-secs`: 14 days, sliding.
+pub const DEFAULT_REFRESH_TOKEN_TTL_SECS: u64 = 14 * 24 * 3600;
+/// `--session-max-lifetime-secs`: 30 days, absolute.
+pub const DEFAULT_SESSION_MAX_LIFETIME_SECS: u64 = 30 * 24 * 3600;
+/// `--key-reload-secs`.
+pub const DEFAULT_KEY_RELOAD_SECS: u64 = 30;
+/// `--login-failures-per-account`.
+pub const DEFAULT_LOGIN_FAILURES_PER_ACCOUNT: u32 = 5;
+/// `--login-failures-per-address`.
+pub const DEFAULT_LOGIN_FAILURES_PER_ADDRESS: u32 = 50;
+/// `--login-failures-per-device`.
+pub const DEFAULT_LOGIN_FAILURES_PER_DEVICE: u32 = 5;
+/// `--registrations-per-address`, per [`DEFAULT_REGISTRATION_WINDOW_SECS`].
+pub const DEFAULT_REGISTRATIONS_PER_ADDRESS: u32 = 10;
+/// The window registrations per address are counted in: one hour.
+pub const DEFAULT_REGISTRATION_WINDOW_SECS: u64 = 3600;
+/// The first lockout past a failure limit.
+pub const DEFAULT_BASE_LOCKOUT_SECS: u64 = 30;
+/// The longest lockout, however many failures follow.
+pub const DEFAULT_MAX_LOCKOUT_SECS: u64 = 5 * 60;
+/// Failure counters restart after this long without a failure.
+pub const DEFAULT_THROTTLE_WINDOW_SECS: u64 = 15 * 60;
+/// How long a device cookie is valid: 180 days.
+pub const DEFAULT_DEVICE_COOKIE_TTL_SECS: u64 = 180 * 24 * 3600;
+/// Database connections per instance (SQLite uses at most 4).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// `keys rotate --activate-after-secs`: more than the key reload interval
+/// and the JWKS `max-age` (60 s) this service advertises.
+pub const DEFAULT_ACTIVATE_AFTER_SECS: i64 = 120;
+
 /// Everything [`crate::App::build`] needs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -44,15 +85,15 @@ impl Config {
         Self {
             database_url: database_url.into(),
             issuer: issuer.into(),
-            audience: "login-service".to_owned(),
-            access_token_ttl: Duration::from_secs(15 * 60),
-            refresh_token_ttl: Duration::from_secs(14 * 24 * 3600),
-            session_max_lifetime: Duration::from_secs(30 * 24 * 3600),
+            audience: DEFAULT_AUDIENCE.to_owned(),
+            access_token_ttl: Duration::from_secs(DEFAULT_ACCESS_TOKEN_TTL_SECS),
+            refresh_token_ttl: Duration::from_secs(DEFAULT_REFRESH_TOKEN_TTL_SECS),
+            session_max_lifetime: Duration::from_secs(DEFAULT_SESSION_MAX_LIFETIME_SECS),
             registration: true,
             docs: true,
-            key_reload_interval: Duration::from_secs(30),
+            key_reload_interval: Duration::from_secs(DEFAULT_KEY_RELOAD_SECS),
             throttle: ThrottleConfig::default(),
-            max_connections: 10,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             trusted_proxies: Vec::new(),
             key_encryption_key_file: None,
         }
@@ -91,15 +132,15 @@ pub struct ThrottleConfig {
 impl Default for ThrottleConfig {
     fn default() -> Self {
         Self {
-            account_failures: 5,
-            address_failures: 50,
-            base_lockout: Duration::from_secs(30),
-            max_lockout: Duration::from_secs(5 * 60),
-            window: Duration::from_secs(15 * 60),
-            device_failures: 5,
-            device_cookie_ttl: Duration::from_secs(180 * 24 * 3600),
-            registrations_per_address: 10,
-            registration_window: Duration::from_secs(3600),
+            account_failures: DEFAULT_LOGIN_FAILURES_PER_ACCOUNT,
+            address_failures: DEFAULT_LOGIN_FAILURES_PER_ADDRESS,
+            base_lockout: Duration::from_secs(DEFAULT_BASE_LOCKOUT_SECS),
+            max_lockout: Duration::from_secs(DEFAULT_MAX_LOCKOUT_SECS),
+            window: Duration::from_secs(DEFAULT_THROTTLE_WINDOW_SECS),
+            device_failures: DEFAULT_LOGIN_FAILURES_PER_DEVICE,
+            device_cookie_ttl: Duration::from_secs(DEFAULT_DEVICE_COOKIE_TTL_SECS),
+            registrations_per_address: DEFAULT_REGISTRATIONS_PER_ADDRESS,
+            registration_window: Duration::from_secs(DEFAULT_REGISTRATION_WINDOW_SECS),
         }
     }
 }

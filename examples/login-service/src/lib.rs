@@ -18,7 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod client_ip;
-mod config;
+pub mod config;
 pub mod db;
 mod devices;
 mod error;

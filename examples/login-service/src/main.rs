@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use login_service::{App, BoxError, Config};
+use login_service::{App, BoxError, Config, config};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,7 +20,7 @@ struct Cli {
         long,
         env = "DATABASE_URL",
         global = true,
-        default_value = "sqlite://login-service.db"
+        default_value = config::DEFAULT_DATABASE_URL
     )]
     database_url: String,
 
@@ -40,37 +40,37 @@ struct Cli {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
-    #[arg(long, env = "LISTEN", default_value = "127.0.0.1:3000")]
+    #[arg(long, env = "LISTEN", default_value = config::DEFAULT_LISTEN)]
     listen: SocketAddr,
     /// `iss` of issued tokens [default: http://<listen>]
     #[arg(long, env = "ISSUER")]
     issuer: Option<String>,
     /// `aud` of issued access tokens.
-    #[arg(long, env = "AUDIENCE", default_value = "login-service")]
+    #[arg(long, env = "AUDIENCE", default_value = config::DEFAULT_AUDIENCE)]
     audience: String,
-    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 15 * 60)]
+    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = config::DEFAULT_ACCESS_TOKEN_TTL_SECS)]
     access_token_ttl_secs: u64,
     /// Sliding: each refresh token lives this long; each refresh issues a new one.
-    #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value_t = 14 * 24 * 3600)]
+    #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value_t = config::DEFAULT_REFRESH_TOKEN_TTL_SECS)]
     refresh_token_ttl_secs: u64,
     /// Absolute: a login session ends this long after the password was
     /// entered, however often it is refreshed.
-    #[arg(long, env = "SESSION_MAX_LIFETIME_SECS", default_value_t = 30 * 24 * 3600)]
+    #[arg(long, env = "SESSION_MAX_LIFETIME_SECS", default_value_t = config::DEFAULT_SESSION_MAX_LIFETIME_SECS)]
     session_max_lifetime_secs: u64,
     /// How often to re-read signing keys (to follow `keys rotate`).
-    #[arg(long, env = "KEY_RELOAD_SECS", default_value_t = 30)]
+    #[arg(long, env = "KEY_RELOAD_SECS", default_value_t = config::DEFAULT_KEY_RELOAD_SECS)]
     key_reload_secs: u64,
     /// Failed logins per account before lockouts start.
-    #[arg(long, env = "LOGIN_FAILURES_PER_ACCOUNT", default_value_t = 5)]
+    #[arg(long, env = "LOGIN_FAILURES_PER_ACCOUNT", default_value_t = config::DEFAULT_LOGIN_FAILURES_PER_ACCOUNT)]
     login_failures_per_account: u32,
     /// Failed logins per client address before lockouts start.
-    #[arg(long, env = "LOGIN_FAILURES_PER_ADDRESS", default_value_t = 50)]
+    #[arg(long, env = "LOGIN_FAILURES_PER_ADDRESS", default_value_t = config::DEFAULT_LOGIN_FAILURES_PER_ADDRESS)]
     login_failures_per_address: u32,
     /// Failed logins per device cookie before that device is locked out.
-    #[arg(long, env = "LOGIN_FAILURES_PER_DEVICE", default_value_t = 5)]
+    #[arg(long, env = "LOGIN_FAILURES_PER_DEVICE", default_value_t = config::DEFAULT_LOGIN_FAILURES_PER_DEVICE)]
     login_failures_per_device: u32,
     /// Registrations per client address per hour.
-    #[arg(long, env = "REGISTRATIONS_PER_ADDRESS", default_value_t = 10)]
+    #[arg(long, env = "REGISTRATIONS_PER_ADDRESS", default_value_t = config::DEFAULT_REGISTRATIONS_PER_ADDRESS)]
     registrations_per_address: u32,
     /// A reverse proxy (CIDR or address) whose Forwarded / X-Forwarded-For
     /// names the client; repeat for more, or comma-separate in the env.
@@ -118,12 +118,12 @@ enum KeysCommand {
     /// so every instance and verifier knows it first; the old key stays
     /// published until its tokens have expired.
     Rotate {
-        /// Must exceed the instances' key reload interval and verifiers'
-        /// JWKS cache time (60 s); at least 1, since a key must be published
-        /// before it signs.
+        /// Must exceed the instances' key reload interval and the JWKS
+        /// `max-age` (60 s) this service advertises to verifiers that fetch
+        /// it; at least 1, since a key must be published before it signs.
         #[arg(
             long,
-            default_value_t = 120,
+            default_value_t = config::DEFAULT_ACTIVATE_AFTER_SECS,
             allow_negative_numbers = true,
             value_parser = clap::value_parser!(i64).range(1..)
         )]
