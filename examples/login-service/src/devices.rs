@@ -22,9 +22,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use sqlx::Row;
 
-use crate::db::{Pool, now};
+use crate::store::{Store, now};
 
 pub const COOKIE_NAME: &str = "login_device";
 
@@ -55,24 +54,13 @@ impl DeviceCookies {
     /// # Errors
     /// When the database cannot be read or written.
     pub async fn bootstrap(
-        pool: &Pool,
+        store: &Store,
         issuer: &str,
         ttl: std::time::Duration,
     ) -> Result<Self, sqlx::Error> {
-        // Instances starting at once both try; the primary key lets one win
-        // and both read the winner's.
-        sqlx::query(
-            "INSERT INTO device_cookie_secrets (id, secret, created_at) VALUES (1, $1, $2) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(URL_SAFE_NO_PAD.encode(random::<32>()))
-        .bind(now())
-        .execute(pool)
-        .await?;
-        let stored: String = sqlx::query("SELECT secret FROM device_cookie_secrets WHERE id = 1")
-            .fetch_one(pool)
-            .await?
-            .try_get("secret")?;
+        let stored = store
+            .device_cookie_secret(&URL_SAFE_NO_PAD.encode(random::<32>()), now())
+            .await?;
         let secret = URL_SAFE_NO_PAD
             .decode(stored)
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
@@ -188,12 +176,12 @@ mod tests {
     async fn instances_on_one_database_share_the_secret_and_trust_each_others_cookies() {
         let path = std::env::temp_dir().join(format!("devices_{}.db", uuid::Uuid::new_v4()));
         let url = format!("sqlite://{}", path.display());
-        let pool = crate::db::connect(&url, 1).await.unwrap();
+        let store = Store::connect(&url, 1).await.unwrap();
         let ttl = std::time::Duration::from_secs(3600);
-        let a = DeviceCookies::bootstrap(&pool, "http://127.0.0.1:1", ttl)
+        let a = DeviceCookies::bootstrap(&store, "http://127.0.0.1:1", ttl)
             .await
             .unwrap();
-        let b = DeviceCookies::bootstrap(&pool, "http://127.0.0.1:2", ttl)
+        let b = DeviceCookies::bootstrap(&store, "http://127.0.0.1:2", ttl)
             .await
             .unwrap();
         let cookie = jar(&a.issue("account-a"));
@@ -204,7 +192,7 @@ mod tests {
             ..b.clone()
         };
         assert!(expired.trusted(&cookie, "account-a").is_none());
-        pool.close().await;
+        store.close().await;
         let _ = std::fs::remove_file(path);
     }
 

@@ -165,10 +165,10 @@ impl Kek {
 pub async fn resolve(
     file: Option<&Path>,
     database_url: &str,
-    pool: &crate::db::Pool,
+    store: &crate::store::Store,
 ) -> Result<Kek, KeyError> {
     let sqlite = database_url.starts_with("sqlite:");
-    let path = match (file, crate::db::sqlite_file(database_url)) {
+    let path = match (file, crate::store::sqlite_file(database_url)) {
         (Some(file), _) => file.to_owned(),
         (None, Some(database_file)) => default_path(&database_file),
         (None, None) if sqlite => return Ok(Kek::ephemeral()),
@@ -184,7 +184,7 @@ pub async fn resolve(
     if path.exists() {
         return Kek::read(&path).map_err(KeyError::Kek);
     }
-    let recorded = crate::keys::recorded_kek_id(pool).await?;
+    let recorded = store.recorded_kek_id().await?;
     match recorded {
         None if sqlite => match Kek::generate_file(&path) {
             Ok(kek) => {

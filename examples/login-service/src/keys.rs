@@ -15,12 +15,11 @@ use std::sync::{Arc, RwLock};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use tower_jwt_auth::issue::{self, SigningKey};
 use tower_jwt_auth::{Algorithm, KeySet, KeyStore};
 
-use crate::db::{Pool, now};
 use crate::kek::{self, Kek};
+use crate::store::{Store, now};
 
 /// RFC 8410 PKCS#8 v1 wrapping of an Ed25519 seed: fixed ASN.1 header
 /// (SEQUENCE, version 0, AlgorithmIdentifier id-Ed25519, OCTET STRING of
@@ -117,10 +116,10 @@ pub struct Keys {
 
 impl Keys {
     /// [`prepare`]s the database, deletes expired keys, then loads them all.
-    pub async fn bootstrap(pool: &Pool, kek: &Kek, retention: i64) -> Result<Self, KeyError> {
-        prepare(pool, kek).await?;
-        prune_retired(pool, retention, now()).await?;
-        let ring = load(pool, kek).await?;
+    pub async fn bootstrap(store: &Store, kek: &Kek, retention: i64) -> Result<Self, KeyError> {
+        prepare(store, kek).await?;
+        prune_retired(store, retention, now()).await?;
+        let ring = load(store, kek).await?;
         let store = KeyStore::new(key_set(&ring, retention)?);
         Ok(Self {
             ring: Arc::new(RwLock::new(Arc::new(ring))),
@@ -146,9 +145,9 @@ impl Keys {
 
     /// Deletes keys whose tokens have all expired, re-reads the rest and
     /// swaps them in for signing and verifying.
-    pub async fn reload(&self, pool: &Pool) -> Result<(), KeyError> {
-        prune_retired(pool, self.retention, now()).await?;
-        let ring = load(pool, &self.kek).await?;
+    pub async fn reload(&self, store: &Store) -> Result<(), KeyError> {
+        prune_retired(store, self.retention, now()).await?;
+        let ring = load(store, &self.kek).await?;
         let set = key_set(&ring, self.retention)?;
         *self.ring.write().expect("key ring lock poisoned") = Arc::new(ring);
         self.store.replace(set);
@@ -160,35 +159,28 @@ fn key_set(ring: &KeyRing, retention: i64) -> Result<KeySet, KeyError> {
     Ok(KeySet::from_signing_keys(ring.published(now(), retention)))
 }
 
-async fn load(pool: &Pool, kek: &Kek) -> Result<KeyRing, KeyError> {
-    let rows = sqlx::query(
-        "SELECT generation, kid, algorithm, private_key, activates_at \
-         FROM signing_keys ORDER BY generation",
-    )
-    .fetch_all(pool)
-    .await?;
+async fn load(store: &Store, kek: &Kek) -> Result<KeyRing, KeyError> {
+    let rows = store.signing_keys().await?;
     let mut keys = Vec::with_capacity(rows.len());
     for row in rows {
-        let kid: String = row.try_get("kid")?;
-        let algorithm: String = row.try_get("algorithm")?;
-        let algorithm = match algorithm.as_str() {
+        let algorithm = match row.algorithm.as_str() {
             "EdDSA" => Algorithm::EdDSA,
             "ES256" => Algorithm::ES256,
             other => return Err(KeyError::Key(format!("unsupported algorithm {other}"))),
         };
-        let stored: String = row.try_get("private_key")?;
-        let der = if kek::is_sealed(&stored) {
-            kek.open(&kid, &stored).map_err(KeyError::Kek)?
+        let der = if kek::is_sealed(&row.private_key) {
+            kek.open(&row.kid, &row.private_key)
+                .map_err(KeyError::Kek)?
         } else {
             // Written before encryption by an older instance still running.
             STANDARD
-                .decode(stored)
+                .decode(row.private_key)
                 .map_err(|e| KeyError::Key(e.to_string()))?
         };
-        let key = SigningKey::from_pkcs8_der(algorithm, kid, &der)
+        let key = SigningKey::from_pkcs8_der(algorithm, row.kid, &der)
             .map_err(|e| KeyError::Key(e.to_string()))?;
         keys.push(RingKey {
-            activates_at: row.try_get("activates_at")?,
+            activates_at: row.activates_at,
             key,
         });
     }
@@ -200,14 +192,11 @@ async fn load(pool: &Pool, kek: &Kek) -> Result<KeyRing, KeyError> {
 
 /// Adds a key that starts signing `activate_after` seconds from now and
 /// returns its `kid`.
-pub async fn rotate(pool: &Pool, kek: &Kek, activate_after: i64) -> Result<String, KeyError> {
+pub async fn rotate(store: &Store, kek: &Kek, activate_after: i64) -> Result<String, KeyError> {
     for _ in 0..5 {
-        let latest: Option<i64> = sqlx::query("SELECT MAX(generation) AS g FROM signing_keys")
-            .fetch_one(pool)
-            .await?
-            .try_get("g")?;
+        let latest = store.latest_key_generation().await?;
         let generation = latest.unwrap_or(0) + 1;
-        if let Some(kid) = insert_key(pool, kek, generation, now() + activate_after).await? {
+        if let Some(kid) = insert_key(store, kek, generation, now() + activate_after).await? {
             return Ok(kid);
         }
         // Lost a race with a concurrent rotation: take the next generation.
@@ -217,55 +206,31 @@ pub async fn rotate(pool: &Pool, kek: &Kek, activate_after: i64) -> Result<Strin
 
 /// Inserts a fresh Ed25519 key; `None` when the generation is taken.
 async fn insert_key(
-    pool: &Pool,
+    store: &Store,
     kek: &Kek,
     generation: i64,
     activates_at: i64,
 ) -> Result<Option<String>, KeyError> {
     let (kid, der) = generate_ed25519()?;
     let sealed = kek.seal(&kid, &der).map_err(KeyError::Kek)?;
-    let inserted = sqlx::query(
-        "INSERT INTO signing_keys (generation, kid, algorithm, private_key, created_at, activates_at) \
-         VALUES ($1, $2, 'EdDSA', $3, $4, $5) ON CONFLICT (generation) DO NOTHING",
-    )
-    .bind(generation)
-    .bind(&kid)
-    .bind(sealed)
-    .bind(now())
-    .bind(activates_at)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok((inserted == 1).then_some(kid))
+    let inserted = store
+        .insert_signing_key(generation, &kid, sealed, now(), activates_at)
+        .await?;
+    Ok(inserted.then_some(kid))
 }
 
 /// Checks the KEK against the database (writing nothing if it is the wrong
 /// one), encrypts plaintext keys left from before encryption, and creates
 /// the first key if the database has none.
-pub async fn prepare(pool: &Pool, kek: &Kek) -> Result<(), KeyError> {
-    claim_kek(pool, kek).await?;
-    seal_plaintext_rows(pool, kek).await?;
-    let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM signing_keys")
-        .fetch_one(pool)
-        .await?
-        .try_get("n")?;
-    if existing == 0 {
+pub async fn prepare(store: &Store, kek: &Kek) -> Result<(), KeyError> {
+    claim_kek(store, kek).await?;
+    seal_plaintext_rows(store, kek).await?;
+    if store.count_signing_keys().await? == 0 {
         // Generation 1 is unique: of several instances starting on an
         // empty database at once, one insert wins and all load it.
-        insert_key(pool, kek, 1, now()).await?;
+        insert_key(store, kek, 1, now()).await?;
     }
     Ok(())
-}
-
-/// The KEK the database's keys are encrypted with, if one is recorded.
-pub async fn recorded_kek_id(pool: &Pool) -> Result<Option<String>, KeyError> {
-    Ok(
-        sqlx::query("SELECT kek_id FROM key_encryption WHERE id = 1")
-            .fetch_optional(pool)
-            .await?
-            .map(|row| row.try_get("kek_id"))
-            .transpose()?,
-    )
 }
 
 fn wrong_kek(kek: &Kek, recorded: &str) -> KeyError {
@@ -281,16 +246,11 @@ fn wrong_kek(kek: &Kek, recorded: &str) -> KeyError {
 /// Refuses a KEK other than the recorded one; records it on a database
 /// that has none yet. Of instances racing to record different KEKs, one
 /// wins and the others are refused.
-async fn claim_kek(pool: &Pool, kek: &Kek) -> Result<(), KeyError> {
-    if recorded_kek_id(pool).await?.is_none() {
-        sqlx::query(
-            "INSERT INTO key_encryption (id, kek_id) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(kek.id())
-        .execute(pool)
-        .await?;
+async fn claim_kek(store: &Store, kek: &Kek) -> Result<(), KeyError> {
+    if store.recorded_kek_id().await?.is_none() {
+        store.record_kek_if_none(kek.id()).await?;
     }
-    match recorded_kek_id(pool).await? {
+    match store.recorded_kek_id().await? {
         Some(recorded) if recorded == kek.id() => Ok(()),
         Some(recorded) => Err(wrong_kek(kek, &recorded)),
         None => Err(KeyError::Kek(
@@ -302,32 +262,18 @@ async fn claim_kek(pool: &Pool, kek: &Kek) -> Result<(), KeyError> {
 /// Encrypts rows stored in plaintext before encryption existed, in one
 /// transaction. A row changed meanwhile (by another instance doing the
 /// same) is left alone.
-async fn seal_plaintext_rows(pool: &Pool, kek: &Kek) -> Result<(), KeyError> {
-    let mut tx = pool.begin().await?;
-    let rows = sqlx::query("SELECT generation, kid, private_key FROM signing_keys")
-        .fetch_all(&mut *tx)
+async fn seal_plaintext_rows(store: &Store, kek: &Kek) -> Result<(), KeyError> {
+    let sealed = store
+        .reseal_signing_keys(|kid, stored| {
+            if kek::is_sealed(stored) {
+                return Ok(None);
+            }
+            let der = STANDARD
+                .decode(stored)
+                .map_err(|e| KeyError::Key(format!("stored key {kid}: {e}")))?;
+            kek.seal(kid, &der).map(Some).map_err(KeyError::Kek)
+        })
         .await?;
-    let mut sealed = 0;
-    for row in rows {
-        let stored: String = row.try_get("private_key")?;
-        if kek::is_sealed(&stored) {
-            continue;
-        }
-        let kid: String = row.try_get("kid")?;
-        let der = STANDARD
-            .decode(&stored)
-            .map_err(|e| KeyError::Key(format!("stored key {kid}: {e}")))?;
-        sqlx::query(
-            "UPDATE signing_keys SET private_key = $1 WHERE generation = $2 AND private_key = $3",
-        )
-        .bind(kek.seal(&kid, &der).map_err(KeyError::Kek)?)
-        .bind(row.try_get::<i64, _>("generation")?)
-        .bind(&stored)
-        .execute(&mut *tx)
-        .await?;
-        sealed += 1;
-    }
-    tx.commit().await?;
     if sealed > 0 {
         tracing::info!(keys = sealed, "encrypted plaintext signing keys");
     }
@@ -338,32 +284,22 @@ async fn seal_plaintext_rows(pool: &Pool, kek: &Kek) -> Result<(), KeyError> {
 /// seconds before `now` (the longest life of a token they signed plus the
 /// verifier's leeway), so they are no longer published nor stored; returns
 /// their kids. The active key and upcoming ones are never deleted.
-pub async fn prune_retired(pool: &Pool, retention: i64, now: i64) -> Result<Vec<String>, KeyError> {
-    let rows =
-        sqlx::query("SELECT generation, kid, activates_at FROM signing_keys ORDER BY generation")
-            .fetch_all(pool)
-            .await?;
-    let mut keys = Vec::with_capacity(rows.len());
-    for row in &rows {
-        keys.push((
-            row.try_get::<i64, _>("generation")?,
-            row.try_get::<String, _>("kid")?,
-            row.try_get::<i64, _>("activates_at")?,
-        ));
-    }
-    let activations: Vec<i64> = keys.iter().map(|k| k.2).collect();
+pub async fn prune_retired(
+    store: &Store,
+    retention: i64,
+    now: i64,
+) -> Result<Vec<String>, KeyError> {
+    let keys = store.key_activations().await?;
+    let activations: Vec<i64> = keys.iter().map(|k| k.activates_at).collect();
     let mut deleted = Vec::new();
-    for (i, (generation, kid, _)) in keys.into_iter().enumerate() {
+    for (i, key) in keys.into_iter().enumerate() {
         if expired(&activations, i, now, retention) {
-            sqlx::query("DELETE FROM signing_keys WHERE generation = $1")
-                .bind(generation)
-                .execute(pool)
-                .await?;
+            store.delete_signing_key(key.generation).await?;
             tracing::info!(
-                kid,
+                kid = key.kid,
                 "deleted a retired signing key: its tokens have expired"
             );
-            deleted.push(kid);
+            deleted.push(key.kid);
         }
     }
     Ok(deleted)
@@ -372,46 +308,26 @@ pub async fn prune_retired(pool: &Pool, retention: i64, now: i64) -> Result<Vec<
 /// Re-encrypts every private key from `old` to `new` in one transaction
 /// and records `new`; returns how many keys were re-encrypted. Refuses an
 /// `old` that is not the recorded KEK, changing nothing.
-pub async fn rewrap(pool: &Pool, old: &Kek, new: &Kek) -> Result<usize, KeyError> {
-    let mut tx = pool.begin().await?;
-    let recorded: Option<String> = sqlx::query("SELECT kek_id FROM key_encryption WHERE id = 1")
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|row| row.try_get("kek_id"))
-        .transpose()?;
-    match recorded {
-        Some(recorded) if recorded != old.id() => return Err(wrong_kek(old, &recorded)),
-        _ => {}
-    }
-    let rows = sqlx::query("SELECT generation, kid, private_key FROM signing_keys")
-        .fetch_all(&mut *tx)
-        .await?;
-    let count = rows.len();
-    for row in rows {
-        let kid: String = row.try_get("kid")?;
-        let stored: String = row.try_get("private_key")?;
-        let der = if kek::is_sealed(&stored) {
-            old.open(&kid, &stored).map_err(KeyError::Kek)?
-        } else {
-            STANDARD
-                .decode(&stored)
-                .map_err(|e| KeyError::Key(format!("stored key {kid}: {e}")))?
-        };
-        sqlx::query("UPDATE signing_keys SET private_key = $1 WHERE generation = $2")
-            .bind(new.seal(&kid, &der).map_err(KeyError::Kek)?)
-            .bind(row.try_get::<i64, _>("generation")?)
-            .execute(&mut *tx)
-            .await?;
-    }
-    sqlx::query(
-        "INSERT INTO key_encryption (id, kek_id) VALUES (1, $1) \
-         ON CONFLICT (id) DO UPDATE SET kek_id = excluded.kek_id",
-    )
-    .bind(new.id())
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(count)
+pub async fn rewrap(store: &Store, old: &Kek, new: &Kek) -> Result<usize, KeyError> {
+    store
+        .rewrap_signing_keys(
+            new.id(),
+            |recorded| match recorded {
+                Some(recorded) if recorded != old.id() => Err(wrong_kek(old, &recorded)),
+                _ => Ok(()),
+            },
+            |kid, stored| {
+                let der = if kek::is_sealed(stored) {
+                    old.open(kid, stored).map_err(KeyError::Kek)?
+                } else {
+                    STANDARD
+                        .decode(stored)
+                        .map_err(|e| KeyError::Key(format!("stored key {kid}: {e}")))?
+                };
+                new.seal(kid, &der).map_err(KeyError::Kek)
+            },
+        )
+        .await
 }
 
 /// A random Ed25519 key as PKCS#8 DER, with its RFC 7638 thumbprint as kid

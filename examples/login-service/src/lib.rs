@@ -19,7 +19,6 @@
 
 mod client_ip;
 pub mod config;
-pub mod db;
 mod devices;
 mod error;
 pub mod kek;
@@ -28,6 +27,7 @@ mod passwords;
 mod revocation;
 mod routes;
 mod sessions;
+pub mod store;
 mod throttle;
 pub mod users;
 
@@ -66,7 +66,7 @@ pub struct AppState(Arc<Inner>);
 
 #[derive(Debug)]
 pub struct Inner {
-    pool: db::Pool,
+    store: store::Store,
     keys: keys::Keys,
     hasher: Hasher,
     throttle: throttle::Throttle,
@@ -154,28 +154,28 @@ impl App {
     /// When the database is unreachable, a migration fails or the stored
     /// keys cannot be read.
     pub async fn build(config: Config) -> Result<Self, BoxError> {
-        let pool = db::connect(&config.database_url, config.max_connections).await?;
+        let store = store::Store::connect(&config.database_url, config.max_connections).await?;
         let kek = kek::resolve(
             config.key_encryption_key_file.as_deref(),
             &config.database_url,
-            &pool,
+            &store,
         )
         .await?;
         // A retired key stays published for the longest life of a token it
         // signed, plus the verifier's leeway; then it is deleted.
         let retention = config.retired_key_retention().as_secs() as i64;
-        let keys = keys::Keys::bootstrap(&pool, &kek, retention).await?;
+        let keys = keys::Keys::bootstrap(&store, &kek, retention).await?;
         let devices = devices::DeviceCookies::bootstrap(
-            &pool,
+            &store,
             &config.issuer,
             config.throttle.device_cookie_ttl,
         )
         .await?;
         let state = AppState(Arc::new(Inner {
             hasher: Hasher::new().await,
-            throttle: throttle::Throttle::new(pool.clone(), config.throttle.clone()),
+            throttle: throttle::Throttle::new(store.clone(), config.throttle.clone()),
             sessions: sessions::Sessions::new(
-                pool.clone(),
+                store.clone(),
                 keys.clone(),
                 config.issuer.clone(),
                 config.audience.clone(),
@@ -187,7 +187,7 @@ impl App {
             trusted_proxies: config.trusted_proxies.as_slice().into(),
             devices,
             keys,
-            pool,
+            store,
         }));
         let (router, openapi) = api_router(&config, &state)?.split_for_parts();
         let router = finish(router, &config, openapi.clone()).with_state(state.clone());
@@ -217,7 +217,7 @@ impl App {
     /// # Errors
     /// When the database or a stored key cannot be read.
     pub async fn reload_keys(&self) -> Result<(), BoxError> {
-        Ok(self.state.keys.reload(&self.state.pool).await?)
+        Ok(self.state.keys.reload(&self.state.store).await?)
     }
 
     /// Deletes what can no longer matter now instead of at the next pruning
@@ -292,7 +292,7 @@ fn auth_layer(
         .audience(config.audience.clone())
         .require_typ_at_jwt()
         .realm("login-service")
-        .revocation(revocation::DbRevocations::new(state.pool.clone()));
+        .revocation(revocation::DbRevocations::new(state.store.clone()));
     match scope {
         Some(scope) => builder.require_scope(scope),
         None => builder,
@@ -362,7 +362,7 @@ fn spawn_maintenance(state: Weak<Inner>, every: std::time::Duration) {
         loop {
             ticks.tick().await;
             let Some(state) = state.upgrade() else { return };
-            if let Err(e) = state.keys.reload(&state.pool).await {
+            if let Err(e) = state.keys.reload(&state.store).await {
                 tracing::warn!(error = %e, "signing key reload failed; keeping current keys");
             }
             rounds += 1;
@@ -390,9 +390,9 @@ pub async fn add_user(
     name: Option<String>,
     role: &str,
 ) -> Result<users::Account, BoxError> {
-    let pool = db::connect(database_url, 1).await?;
+    let store = store::Store::connect(database_url, 1).await?;
     let hasher = Hasher::new().await;
-    users::create(&pool, &hasher, email, password, name, role)
+    users::create(&store, &hasher, email, password, name, role)
         .await
         .map_err(|e| -> BoxError {
             match e {
@@ -414,10 +414,10 @@ pub async fn rotate_key(
     kek_file: Option<&std::path::Path>,
     activate_after_secs: i64,
 ) -> Result<String, BoxError> {
-    let pool = db::connect(database_url, 1).await?;
-    let kek = kek::resolve(kek_file, database_url, &pool).await?;
-    keys::prepare(&pool, &kek).await?;
-    Ok(keys::rotate(&pool, &kek, activate_after_secs).await?)
+    let store = store::Store::connect(database_url, 1).await?;
+    let kek = kek::resolve(kek_file, database_url, &store).await?;
+    keys::prepare(&store, &kek).await?;
+    Ok(keys::rotate(&store, &kek, activate_after_secs).await?)
 }
 
 /// Re-encrypts every private signing key from the KEK in `kek_file` (see
@@ -432,11 +432,11 @@ pub async fn rewrap_keys(
     kek_file: Option<&std::path::Path>,
     new_kek_file: &std::path::Path,
 ) -> Result<usize, BoxError> {
-    let pool = db::connect(database_url, 1).await?;
+    let store = store::Store::connect(database_url, 1).await?;
     let new = kek::Kek::read(new_kek_file)?;
-    let old = kek::resolve(kek_file, database_url, &pool).await?;
+    let old = kek::resolve(kek_file, database_url, &store).await?;
     if old.id() == new.id() {
         return Err("the new key-encryption key is the current one".into());
     }
-    Ok(keys::rewrap(&pool, &old, &new).await?)
+    Ok(keys::rewrap(&store, &old, &new).await?)
 }

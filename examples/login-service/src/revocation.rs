@@ -1,7 +1,8 @@
-//! The library's revocation hook, answered from the `revoked_access_tokens`
-//! table that logout writes to and from revoked refresh-token families, so a
-//! logged-out token, or one whose family was revoked for refresh-token reuse,
-//! is refused by every instance on the database.
+//! The library's revocation hook, answered by the store from the denylist
+//! that logout writes to and from revoked refresh-token families
+//! ([`Store::is_access_token_revoked`]), so a logged-out token, or one whose
+//! family was revoked for refresh-token reuse, is refused by every instance
+//! on the database.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,16 +10,16 @@ use std::pin::Pin;
 use tower_jwt_auth::revoke::RevocationCheck;
 use tower_jwt_auth::{BoxError, RegisteredClaims};
 
-use crate::db::Pool;
+use crate::store::Store;
 
 #[derive(Debug, Clone)]
 pub struct DbRevocations {
-    pool: Pool,
+    store: Store,
 }
 
 impl DbRevocations {
-    pub fn new(pool: Pool) -> Self {
-        Self { pool }
+    pub fn new(store: Store) -> Self {
+        Self { store }
     }
 }
 
@@ -27,7 +28,7 @@ impl RevocationCheck for DbRevocations {
         &self,
         claims: &RegisteredClaims,
     ) -> Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'static>> {
-        let pool = self.pool.clone();
+        let store = self.store.clone();
         let jti = claims.jti.clone();
         let sid = claims.sid.clone();
         Box::pin(async move {
@@ -36,18 +37,7 @@ impl RevocationCheck for DbRevocations {
             let (Some(jti), Some(sid)) = (jti, sid) else {
                 return Ok(false);
             };
-            // A revoked family (logout, or reuse of a rotated refresh token)
-            // takes its outstanding access tokens with it.
-            let row = sqlx::query(
-                "SELECT 1 AS revoked FROM revoked_access_tokens WHERE jti = $1 \
-                 UNION ALL \
-                 SELECT 1 AS revoked FROM refresh_families WHERE id = $2 AND revoked_at IS NOT NULL",
-            )
-            .bind(jti)
-            .bind(sid)
-            .fetch_optional(&pool)
-            .await?;
-            Ok(row.is_some())
+            Ok(store.is_access_token_revoked(&jti, &sid).await?)
         })
     }
 }

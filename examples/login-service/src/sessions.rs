@@ -9,12 +9,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use utoipa::ToSchema;
 
-use crate::db::{Pool, now};
 use crate::error::ApiError;
 use crate::keys::Keys;
+use crate::store::{Rotation, Store, now};
 
 /// The claims of an access token (RFC 9068), as issued and as `/auth/me`
 /// returns them.
@@ -64,9 +63,12 @@ pub fn scope_for(role: &str) -> &'static str {
     }
 }
 
+/// The session policy: lifetimes, token format and claims. The rows are
+/// the store's ([`Store::start_session`], [`Store::rotate_refresh_token`],
+/// [`Store::log_out`]).
 #[derive(Debug, Clone)]
 pub struct Sessions {
-    pool: Pool,
+    store: Store,
     keys: Keys,
     issuer: String,
     audience: String,
@@ -88,7 +90,7 @@ fn invalid_grant() -> ApiError {
 
 impl Sessions {
     pub fn new(
-        pool: Pool,
+        store: Store,
         keys: Keys,
         issuer: String,
         audience: String,
@@ -97,7 +99,7 @@ impl Sessions {
         max_lifetime: Duration,
     ) -> Self {
         Self {
-            pool,
+            store,
             keys,
             issuer,
             audience,
@@ -121,116 +123,57 @@ impl Sessions {
         let family = uuid::Uuid::new_v4().to_string();
         let refresh_token = new_refresh_token();
         let now = now();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO refresh_families (id, user_id, created_at) VALUES ($1, $2, $3)")
-            .bind(&family)
-            .bind(&subject.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
         let expires_at = self.refresh_expiry(now, now);
-        self.insert_refresh(&mut tx, &family, &refresh_token, now, expires_at)
+        self.store
+            .start_session(
+                &family,
+                &subject.id,
+                &hash_token(&refresh_token),
+                now,
+                expires_at,
+            )
             .await?;
-        tx.commit().await?;
         self.pair(subject, &family, refresh_token)
     }
 
-    /// Exchanges a refresh token for a new pair, once.
+    /// Exchanges a refresh token for a new pair, once. The store claims it
+    /// (or, if it was used before, revokes its family), loads its user and
+    /// stores the successor in one transaction; then the pair is issued.
     pub async fn refresh(&self, presented: &str) -> Result<TokenResponse, ApiError> {
         if presented.is_empty() || presented.len() > MAX_REFRESH_TOKEN_LEN {
             return Err(invalid_grant());
         }
-        let hash = hash_token(presented);
+        let next = new_refresh_token();
         let now = now();
-        let mut tx = self.pool.begin().await?;
-        // Claim the token first: the conditional update is the only thing
-        // that decides which of two concurrent uses wins, and on SQLite it
-        // takes the write lock before any read. A family past its absolute
-        // lifetime refreshes no more, whatever its tokens' own expiry says.
-        let claimed = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $2 \
-             WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-               AND family_id IN (SELECT id FROM refresh_families \
-                                 WHERE revoked_at IS NULL AND created_at > $3)",
-        )
-        .bind(&hash)
-        .bind(now)
-        .bind(now.saturating_sub(secs(self.max_lifetime)))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-
-        if claimed == 0 {
-            let reused = sqlx::query(
-                "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND used_at IS NOT NULL",
+        // A family past its absolute lifetime refreshes no more, whatever
+        // its tokens' own expiry says.
+        let started_after = now.saturating_sub(secs(self.max_lifetime));
+        let rotation = self
+            .store
+            .rotate_refresh_token(
+                &hash_token(presented),
+                &hash_token(&next),
+                now,
+                started_after,
+                |family_started| self.refresh_expiry(family_started, now),
             )
-            .bind(&hash)
-            .fetch_optional(&mut *tx)
             .await?;
-            if let Some(row) = reused {
-                let family: String = row.try_get("family_id")?;
-                sqlx::query(
-                    "UPDATE refresh_families SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
-                )
-                .bind(&family)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
+        match rotation {
+            Rotation::Rotated { family, subject } => self.pair(&subject, &family, next),
+            Rotation::Reused { family } => {
                 tracing::warn!(%family, "refresh token reused; family revoked");
+                Err(invalid_grant())
             }
-            return Err(invalid_grant());
+            Rotation::Refused => Err(invalid_grant()),
         }
-
-        let row = sqlx::query(
-            "SELECT f.id AS family_id, f.created_at AS family_started, \
-                    u.id AS user_id, u.email, u.role \
-             FROM refresh_tokens t \
-             JOIN refresh_families f ON f.id = t.family_id \
-             JOIN users u ON u.id = f.user_id \
-             WHERE t.token_hash = $1",
-        )
-        .bind(&hash)
-        .fetch_one(&mut *tx)
-        .await?;
-        let family: String = row.try_get("family_id")?;
-        let family_started: i64 = row.try_get("family_started")?;
-        let subject = Subject {
-            id: row.try_get("user_id")?,
-            email: row.try_get("email")?,
-            role: row.try_get("role")?,
-        };
-        let refresh_token = new_refresh_token();
-        let expires_at = self.refresh_expiry(family_started, now);
-        self.insert_refresh(&mut tx, &family, &refresh_token, now, expires_at)
-            .await?;
-        tx.commit().await?;
-        self.pair(&subject, &family, refresh_token)
     }
 
     /// Ends the session the access token belongs to and denies the token
     /// itself until it expires.
     pub async fn logout(&self, claims: &AccessClaims) -> Result<(), ApiError> {
-        let now = now();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) \
-             ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(&claims.jti)
-        .bind(claims.exp)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE refresh_families SET revoked_at = $3 \
-             WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(&claims.sid)
-        .bind(&claims.sub)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        self.store
+            .log_out(&claims.jti, claims.exp, &claims.sid, &claims.sub, now())
+            .await?;
         Ok(())
     }
 
@@ -241,45 +184,16 @@ impl Sessions {
     /// accepted again for the leeway's length.
     pub async fn prune(&self) -> Result<(), sqlx::Error> {
         let now = now();
-        sqlx::query("DELETE FROM revoked_access_tokens WHERE expires_at < $1")
-            .bind(now.saturating_sub(secs(tower_jwt_auth::DEFAULT_LEEWAY)))
-            .execute(&self.pool)
+        let leeway = secs(tower_jwt_auth::DEFAULT_LEEWAY);
+        self.store
+            .prune_denylist(now.saturating_sub(leeway))
             .await?;
         // A family's row is what refuses its access tokens once it is
         // revoked, and it goes with its last refresh token: keep that token
         // until every access token issued beside it has expired too.
-        sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
-            .bind(now.saturating_sub(secs(self.access_ttl) + secs(tower_jwt_auth::DEFAULT_LEEWAY)))
-            .execute(&self.pool)
-            .await?;
-        sqlx::query(
-            "DELETE FROM refresh_families \
-             WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = refresh_families.id)",
-        )
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    async fn insert_refresh(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        family: &str,
-        token: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(hash_token(token))
-        .bind(family)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        self.store
+            .prune_sessions(now.saturating_sub(secs(self.access_ttl) + leeway))
+            .await
     }
 
     fn pair(

@@ -14,27 +14,16 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::config::ThrottleConfig;
-use crate::db::{Pool, now};
+use crate::store::{Limit, Store, now};
 
+/// The throttling policy: which counters an attempt touches and their
+/// limits. The counting itself is [`Store::reserve_throttle_counters`].
 #[derive(Debug, Clone)]
 pub struct Throttle {
-    pool: Pool,
+    store: Store,
     config: ThrottleConfig,
-}
-
-/// How many attempts one counter allows and how it locks.
-#[derive(Debug, Clone, Copy)]
-struct Limit {
-    /// Attempts in a row before the counter locks (at least 1).
-    allowed: i64,
-    /// First lockout; each further attempt after one doubles it, capped.
-    base: i64,
-    cap: i64,
-    /// The count restarts after this long without an attempt.
-    window: i64,
 }
 
 /// The digest that stands for an account in counter keys and device
@@ -80,8 +69,8 @@ fn secs(d: Duration) -> i64 {
 }
 
 impl Throttle {
-    pub fn new(pool: Pool, config: ThrottleConfig) -> Self {
-        Self { pool, config }
+    pub fn new(store: Store, config: ThrottleConfig) -> Self {
+        Self { store, config }
     }
 
     fn failures(&self, allowed: u32) -> Limit {
@@ -138,10 +127,7 @@ impl Throttle {
     pub async fn succeeded(&self, keys: &LoginKeys) -> Result<(), sqlx::Error> {
         match keys {
             LoginKeys::Untrusted { account, address } => {
-                sqlx::query("DELETE FROM login_throttle WHERE throttle_key = $1")
-                    .bind(account)
-                    .execute(&self.pool)
-                    .await?;
+                self.store.clear_throttle_counter(account).await?;
                 self.release(address, self.failures(self.config.address_failures))
                     .await
             }
@@ -162,22 +148,13 @@ impl Throttle {
         };
         let now = now();
         for key in keys {
-            sqlx::query(
-                "UPDATE login_throttle SET blocked_until = $2 + lockout_secs \
-                 WHERE throttle_key = $1 AND lockout_secs > 0 AND blocked_until < $2 + lockout_secs",
-            )
-            .bind(*key)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+            self.store.restart_throttle_lock(key, now).await?;
         }
         Ok(())
     }
 
-    /// All counters or none: the first one that is locked rolls back the
-    /// ones already counted. On PostgreSQL the upsert locks each row until
-    /// commit, in the same order (account, then address) for everyone; on
-    /// SQLite the first write takes the database's write lock.
+    /// All counters or none, in the same order (account, then address)
+    /// for everyone.
     async fn reserve(&self, counters: &[(&String, Limit)]) -> Result<Option<u64>, sqlx::Error> {
         self.reserve_at(counters, now()).await
     }
@@ -187,37 +164,19 @@ impl Throttle {
         counters: &[(&String, Limit)],
         now: i64,
     ) -> Result<Option<u64>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        for (key, limit) in counters {
-            let counted = sqlx::query(RESERVE)
-                .bind(*key)
-                .bind(now)
-                .bind(now - limit.window)
-                .bind(limit.allowed)
-                .bind(limit.base)
-                .bind(limit.cap)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if counted.is_none() {
-                tx.rollback().await?;
-                return Ok(Some(self.wait(counters, now).await?));
-            }
+        if self.store.reserve_throttle_counters(counters, now).await? {
+            Ok(None)
+        } else {
+            Ok(Some(self.wait(counters, now).await?))
         }
-        tx.commit().await?;
-        Ok(None)
     }
 
     /// Seconds until the latest lock among `counters` ends (at least 1).
     async fn wait(&self, counters: &[(&String, Limit)], now: i64) -> Result<u64, sqlx::Error> {
         let mut until = now;
         for (key, _) in counters {
-            let row =
-                sqlx::query("SELECT blocked_until FROM login_throttle WHERE throttle_key = $1")
-                    .bind(*key)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            if let Some(row) = row {
-                until = until.max(row.try_get::<i64, _>("blocked_until")?);
+            if let Some(blocked_until) = self.store.throttle_blocked_until(key).await? {
+                until = until.max(blocked_until);
             }
         }
         Ok(u64::try_from(until - now).unwrap_or(0).max(1))
@@ -226,18 +185,9 @@ impl Throttle {
     /// Gives one reservation back; if that brings the count under the limit
     /// the lock this reservation started is lifted with it.
     async fn release(&self, key: &str, limit: Limit) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE login_throttle SET \
-                 failures = failures - 1, \
-                 blocked_until = CASE WHEN failures - 1 < $2 THEN 0 ELSE blocked_until END, \
-                 lockout_secs = CASE WHEN failures - 1 < $2 THEN 0 ELSE lockout_secs END \
-             WHERE throttle_key = $1 AND failures > 0",
-        )
-        .bind(key)
-        .bind(limit.allowed)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.store
+            .release_throttle_reservation(key, limit.allowed)
+            .await
     }
 
     /// Drops counters nobody has touched for a window, so the table stays
@@ -245,48 +195,9 @@ impl Throttle {
     pub async fn prune(&self) -> Result<u64, sqlx::Error> {
         let now = now();
         let window = secs(self.config.window).max(secs(self.config.registration_window));
-        Ok(sqlx::query(
-            "DELETE FROM login_throttle WHERE last_failure_at < $1 AND blocked_until < $2",
-        )
-        .bind(now - window)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        self.store.prune_throttle_counters(now - window, now).await
     }
 }
-
-/// One statement decides and counts: the row is inserted or, unless it is
-/// locked now, updated; a locked row makes the conditional `DO UPDATE` do
-/// nothing and `RETURNING` return no row. The attempt that reaches the
-/// limit sets the lock itself, so the next one is refused even while this
-/// one is still being hashed. Lockouts start at `base` ($5) and double per
-/// further attempt up to `cap` ($6); a count older than the window ($3)
-/// starts over. `lockout_secs` keeps the last lockout so the doubling is
-/// plain arithmetic (no `POWER`, whose types differ between backends).
-///
-/// $1 key, $2 now, $3 stale before, $4 allowed, $5 base, $6 cap.
-const RESERVE: &str = "\
-INSERT INTO login_throttle (throttle_key, failures, last_failure_at, blocked_until, lockout_secs) \
-VALUES ($1, 1, $2, CASE WHEN $4 <= 1 THEN $2 + $5 ELSE 0 END, CASE WHEN $4 <= 1 THEN $5 ELSE 0 END) \
-ON CONFLICT (throttle_key) DO UPDATE SET \
-    failures = CASE WHEN login_throttle.last_failure_at < $3 THEN 1 \
-                    ELSE login_throttle.failures + 1 END, \
-    last_failure_at = $2, \
-    lockout_secs = CASE \
-        WHEN (CASE WHEN login_throttle.last_failure_at < $3 THEN 1 \
-                   ELSE login_throttle.failures + 1 END) < $4 THEN 0 \
-        WHEN login_throttle.lockout_secs = 0 OR login_throttle.last_failure_at < $3 THEN $5 \
-        WHEN login_throttle.lockout_secs * 2 > $6 THEN $6 \
-        ELSE login_throttle.lockout_secs * 2 END, \
-    blocked_until = CASE \
-        WHEN (CASE WHEN login_throttle.last_failure_at < $3 THEN 1 \
-                   ELSE login_throttle.failures + 1 END) < $4 THEN 0 \
-        WHEN login_throttle.lockout_secs = 0 OR login_throttle.last_failure_at < $3 THEN $2 + $5 \
-        WHEN login_throttle.lockout_secs * 2 > $6 THEN $2 + $6 \
-        ELSE $2 + login_throttle.lockout_secs * 2 END \
-WHERE login_throttle.blocked_until <= $2 \
-RETURNING failures";
 
 #[cfg(test)]
 mod tests {
@@ -296,19 +207,13 @@ mod tests {
     #[tokio::test]
     async fn lockout_starts_at_the_limit_doubles_and_is_capped() {
         let path = std::env::temp_dir().join(format!("throttle_{}.db", uuid::Uuid::new_v4()));
-        let pool = crate::db::connect(&format!("sqlite://{}", path.display()), 1)
+        let store = Store::connect(&format!("sqlite://{}", path.display()), 1)
             .await
             .unwrap();
-        let throttle = Throttle::new(pool.clone(), ThrottleConfig::default());
+        let throttle = Throttle::new(store.clone(), ThrottleConfig::default());
         let key = "account:test".to_owned();
         let counters = [(&key, throttle.failures(5))];
-        let until = || async {
-            sqlx::query("SELECT blocked_until FROM login_throttle")
-                .fetch_one(&pool)
-                .await
-                .unwrap()
-                .get::<i64, _>("blocked_until")
-        };
+        let until = || async { store.throttle_blocked_until(&key).await.unwrap().unwrap() };
         let t0 = 1_000_000;
         for i in 0..4 {
             assert_eq!(throttle.reserve_at(&counters, t0 + i).await.unwrap(), None);
@@ -336,7 +241,7 @@ mod tests {
         at += 15 * 60;
         assert_eq!(throttle.reserve_at(&counters, at).await.unwrap(), None);
         assert_eq!(until().await, 0);
-        pool.close().await;
+        store.close().await;
         let _ = std::fs::remove_file(path);
     }
 }

@@ -1,13 +1,11 @@
 //! Accounts: email normalisation, creation, lookup.
 
 use serde::Serialize;
-use sqlx::Row;
 use unicode_normalization::UnicodeNormalization;
 use utoipa::ToSchema;
 
-use crate::db::{Pool, now};
 use crate::passwords::{self, Hasher};
-use crate::sessions::Subject;
+use crate::store::{NewUser, Store, now};
 
 pub const ROLES: [&str; 2] = ["user", "admin"];
 const MAX_EMAIL_CHARS: usize = 254;
@@ -113,8 +111,9 @@ pub fn validate(
     Ok((email, key))
 }
 
+/// Validates, hashes the password and stores the account.
 pub async fn create(
-    pool: &Pool,
+    store: &Store,
     hasher: &Hasher,
     email: &str,
     password: String,
@@ -125,44 +124,21 @@ pub async fn create(
         validate(email, &password, name.as_deref(), role).map_err(CreateError::Invalid)?;
     let hash = hasher.hash(password).await;
     let id = uuid::Uuid::new_v4().to_string();
-    // ON CONFLICT instead of parsing driver-specific unique-violation errors.
-    let inserted = sqlx::query(
-        "INSERT INTO users (id, email, email_key, name, password_hash, role, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (email_key) DO NOTHING",
-    )
-    .bind(&id)
-    .bind(&email)
-    .bind(&key)
-    .bind(name)
-    .bind(hash)
-    .bind(role)
-    .bind(now())
-    .execute(pool)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
+    let inserted = store
+        .insert_user(NewUser {
+            id: &id,
+            email: &email,
+            email_key: &key,
+            name,
+            password_hash: hash,
+            role,
+            created_at: now(),
+        })
+        .await?;
+    if !inserted {
         return Err(CreateError::Taken);
     }
     Ok(Account { id, email })
-}
-
-/// The account and its password hash, by lookup key.
-pub async fn find(pool: &Pool, key: &str) -> Result<Option<(Subject, String)>, sqlx::Error> {
-    let row = sqlx::query("SELECT id, email, role, password_hash FROM users WHERE email_key = $1")
-        .bind(key)
-        .fetch_optional(pool)
-        .await?;
-    row.map(|row| {
-        Ok((
-            Subject {
-                id: row.try_get("id")?,
-                email: row.try_get("email")?,
-                role: row.try_get("role")?,
-            },
-            row.try_get("password_hash")?,
-        ))
-    })
-    .transpose()
 }
 
 #[cfg(test)]

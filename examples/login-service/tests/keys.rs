@@ -38,13 +38,13 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
 /// SQLite the one created beside the database file.
 fn kek_file(db: &TestDb) -> PathBuf {
     db.kek.clone().unwrap_or_else(|| {
-        let file = login_service::db::sqlite_file(&db.url).unwrap();
+        let file = login_service::store::sqlite_file(&db.url).unwrap();
         login_service::kek::default_path(&file)
     })
 }
 
-async fn pool(db: &TestDb) -> login_service::db::Pool {
-    login_service::db::connect(&db.url, 1).await.unwrap()
+async fn pool(db: &TestDb) -> login_service::store::Pool {
+    login_service::store::connect(&db.url, 1).await.unwrap()
 }
 
 /// (kid, stored private_key) of every signing key, oldest first.
@@ -340,6 +340,7 @@ async fn retired_keys_are_pruned_after_the_retention_and_not_before(backend: Bac
         .await
         .unwrap()
         .get("activates_at");
+    let store = login_service::store::Store::new(pool.clone());
     svc.app.reload_keys().await.unwrap();
     let published = |jwks: Value| -> Vec<String> {
         jwks["keys"]
@@ -356,7 +357,7 @@ async fn retired_keys_are_pruned_after_the_retention_and_not_before(backend: Bac
 
     // With the clock injected: not before the retention is over...
     for now in [activates_at - 1, activates_at, activates_at + retention - 1] {
-        let deleted = login_service::keys::prune_retired(&pool, retention, now)
+        let deleted = login_service::keys::prune_retired(&store, retention, now)
             .await
             .unwrap();
         assert!(deleted.is_empty(), "at {now}: {deleted:?}");
@@ -364,14 +365,14 @@ async fn retired_keys_are_pruned_after_the_retention_and_not_before(backend: Bac
     assert_eq!(stored_keys(&db).await.len(), 2);
 
     // ...and at its end, only the superseded key.
-    let deleted = login_service::keys::prune_retired(&pool, retention, activates_at + retention)
+    let deleted = login_service::keys::prune_retired(&store, retention, activates_at + retention)
         .await
         .unwrap();
     assert_eq!(deleted, vec![old_kid.clone()]);
     let left: Vec<String> = stored_keys(&db).await.into_iter().map(|k| k.0).collect();
     assert_eq!(left, vec![new_kid.clone()]);
     let deleted =
-        login_service::keys::prune_retired(&pool, retention, activates_at + 10 * retention)
+        login_service::keys::prune_retired(&store, retention, activates_at + 10 * retention)
             .await
             .unwrap();
     assert!(deleted.is_empty(), "the active key stays: {deleted:?}");
@@ -392,7 +393,7 @@ async fn retired_keys_are_pruned_after_the_retention_and_not_before(backend: Bac
 async fn sqlite_database_and_kek_files_are_created_0600() {
     use std::os::unix::fs::PermissionsExt;
     let db = TestDb::new(Backend::Sqlite).await;
-    let file = login_service::db::sqlite_file(&db.url).unwrap();
+    let file = login_service::store::sqlite_file(&db.url).unwrap();
     assert!(!file.exists());
     let svc = Service::start(&db).await;
     svc.register("mode@example.com", PASSWORD).await;

@@ -93,7 +93,7 @@ pub async fn register(
         return Err(ApiError::too_many_registrations(wait));
     }
     match users::create(
-        &state.pool,
+        &state.store,
         &state.hasher,
         &req.email,
         req.password,
@@ -160,7 +160,7 @@ pub async fn login(
     let found = if key.contains('\0') {
         None
     } else {
-        users::find(&state.pool, &key).await?
+        state.store.find_user(&key).await?
     };
     let (subject, stored_hash) = found.unzip();
     // An over-long password cannot be anyone's; verify a placeholder so the

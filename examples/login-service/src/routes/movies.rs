@@ -4,15 +4,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 use utoipa::{IntoParams, ToSchema};
 
 use super::reject_nul;
 use super::responses::{BearerRejection, JsonBodyRejections, MoviesWriteRejection};
 use crate::AppState;
-use crate::db::now;
 use crate::error::{ApiError, ErrorBody, Json, Path, Query};
+use crate::store::now;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Movie {
@@ -82,6 +80,15 @@ impl MovieInput {
         }
         Ok(())
     }
+
+    fn into_movie(self, id: String) -> Movie {
+        Movie {
+            id,
+            title: self.title,
+            director: self.director,
+            year: self.year,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -93,15 +100,6 @@ pub struct Page {
     /// Default 0.
     #[param(minimum = 0, maximum = 1_000_000)]
     pub offset: Option<u32>,
-}
-
-fn movie(row: &AnyRow) -> Result<Movie, sqlx::Error> {
-    Ok(Movie {
-        id: row.try_get("id")?,
-        title: row.try_get("title")?,
-        director: row.try_get("director")?,
-        year: row.try_get("release_year")?,
-    })
 }
 
 /// Ids are UUIDs; anything else cannot exist, and must not reach the
@@ -140,15 +138,10 @@ pub async fn list(
             "offset must be at most {MAX_OFFSET}"
         )));
     }
-    let rows = sqlx::query(
-        "SELECT id, title, director, release_year FROM movies \
-         ORDER BY title, id LIMIT $1 OFFSET $2",
-    )
-    .bind(i64::from(limit))
-    .bind(i64::from(offset))
-    .fetch_all(&state.pool)
-    .await?;
-    let movies = rows.iter().map(movie).collect::<Result<_, _>>()?;
+    let movies = state
+        .store
+        .list_movies(i64::from(limit), i64::from(offset))
+        .await?;
     Ok(Json(movies))
 }
 
@@ -169,12 +162,12 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<Movie>, ApiError> {
     known_shape(&id)?;
-    let row = sqlx::query("SELECT id, title, director, release_year FROM movies WHERE id = $1")
-        .bind(&id)
-        .fetch_optional(&state.pool)
+    let movie = state
+        .store
+        .find_movie(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such movie"))?;
-    Ok(Json(movie(&row)?))
+    Ok(Json(movie))
 }
 
 /// Add a movie. Needs scope `movies:write`.
@@ -198,33 +191,9 @@ pub async fn create(
     Json(input): Json<MovieInput>,
 ) -> Result<(StatusCode, Json<Movie>), ApiError> {
     input.validate()?;
-    let id = uuid::Uuid::new_v4().to_string();
-    let now = now();
-    sqlx::query(
-        "INSERT INTO movies (id, title, director, release_year, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5)",
-    )
-    .bind(&id)
-    .bind(&input.title)
-    .bind(&input.director)
-    .bind(input.year)
-    .bind(now)
-    .execute(&state.pool)
-    .await?;
-    let MovieInput {
-        title,
-        director,
-        year,
-    } = input;
-    Ok((
-        StatusCode::CREATED,
-        Json(Movie {
-            id,
-            title,
-            director,
-            year,
-        }),
-    ))
+    let movie = input.into_movie(uuid::Uuid::new_v4().to_string());
+    state.store.insert_movie(&movie, now()).await?;
+    Ok((StatusCode::CREATED, Json(movie)))
 }
 
 /// Replace a movie. Needs scope `movies:write`.
@@ -252,27 +221,11 @@ pub async fn update(
 ) -> Result<Json<Movie>, ApiError> {
     known_shape(&id)?;
     input.validate()?;
-    let updated = sqlx::query(
-        "UPDATE movies SET title = $2, director = $3, release_year = $4, updated_at = $5 \
-         WHERE id = $1",
-    )
-    .bind(&id)
-    .bind(&input.title)
-    .bind(&input.director)
-    .bind(input.year)
-    .bind(now())
-    .execute(&state.pool)
-    .await?
-    .rows_affected();
-    if updated == 0 {
+    let movie = input.into_movie(id);
+    if !state.store.update_movie(&movie, now()).await? {
         return Err(ApiError::not_found("no such movie"));
     }
-    Ok(Json(Movie {
-        id,
-        title: input.title,
-        director: input.director,
-        year: input.year,
-    }))
+    Ok(Json(movie))
 }
 
 /// Remove a movie. Needs scope `movies:write`.
@@ -295,12 +248,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     known_shape(&id)?;
-    let deleted = sqlx::query("DELETE FROM movies WHERE id = $1")
-        .bind(&id)
-        .execute(&state.pool)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
+    if !state.store.delete_movie(&id).await? {
         return Err(ApiError::not_found("no such movie"));
     }
     Ok(StatusCode::NO_CONTENT)

@@ -1,5 +1,20 @@
-//! Connecting to SQLite or PostgreSQL through sqlx's `Any` driver, so every
-//! query and migration is written once in portable SQL.
+//! The storage layer: every SQL statement of the service, on SQLite or
+//! PostgreSQL through sqlx's `Any` driver, so every query and migration is
+//! written once in portable SQL.
+//!
+//! [`Store`] wraps the pool; its methods are grouped by table, one file
+//! each. A transaction that spans tables is one method named for what it
+//! does (e.g. [`Store::log_out`], [`Store::rotate_refresh_token`]). The
+//! domain modules decide *what* to store and when; this module only knows
+//! *how*.
+
+mod denylist;
+mod device_secrets;
+mod movies;
+mod sessions;
+mod signing_keys;
+mod throttle;
+mod users;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,9 +22,41 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
+pub use sessions::Rotation;
+pub use signing_keys::{KeyActivation, StoredKey};
+pub use throttle::Limit;
+pub use users::NewUser;
+
 pub type Pool = AnyPool;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The database, shared by every handler and background task; cheap to
+/// clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// [`connect`]s and migrates.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or a migration fails.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
+        Ok(Self::new(connect(url, max_connections).await?))
+    }
+
+    /// Wraps a pool that [`connect`] opened.
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
 
 /// Opens the pool and brings the schema up to date.
 ///
