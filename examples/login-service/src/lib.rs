@@ -82,6 +82,19 @@ impl Inner {
     ) -> String {
         client_ip::throttle_key(client_ip::resolve(peer, headers, &self.trusted_proxies))
     }
+
+    /// Deletes expired keys and re-reads the rest.
+    async fn reload_keys(&self) -> Result<(), keys::KeyError> {
+        self.keys.reload(&self.store).await
+    }
+
+    /// Deletes session, denylist and throttle rows that can no longer
+    /// matter.
+    async fn prune(&self) -> Result<(), sqlx::Error> {
+        self.sessions.prune().await?;
+        self.throttle.prune().await?;
+        Ok(())
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -176,7 +189,7 @@ impl App {
     /// # Errors
     /// When the database or a stored key cannot be read.
     pub async fn reload_keys(&self) -> Result<(), BoxError> {
-        Ok(self.state.keys.reload(&self.state.store).await?)
+        Ok(self.state.reload_keys().await?)
     }
 
     /// Deletes what can no longer matter now instead of at the next pruning
@@ -186,9 +199,7 @@ impl App {
     /// # Errors
     /// On a database failure.
     pub async fn prune(&self) -> Result<(), BoxError> {
-        self.state.sessions.prune().await?;
-        self.state.throttle.prune().await?;
-        Ok(())
+        Ok(self.state.prune().await?)
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.

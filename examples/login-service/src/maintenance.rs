@@ -19,11 +19,12 @@ pub(crate) fn spawn(state: Weak<Inner>, every: std::time::Duration) {
         loop {
             ticks.tick().await;
             let Some(state) = state.upgrade() else { return };
-            if let Err(e) = state.keys.reload(&state.store).await {
+            if let Err(e) = state.reload_keys().await {
                 tracing::warn!(error = %e, "signing key reload failed; keeping current keys");
             }
             rounds += 1;
-            // Pruning is housekeeping: not every tick.
+            // Pruning is housekeeping: not every tick. Each part on its
+            // own, so one failing does not skip the other.
             if rounds.is_multiple_of(PRUNE_EVERY) {
                 if let Err(e) = state.sessions.prune().await {
                     tracing::warn!(error = %e, "pruning sessions failed");
