@@ -76,85 +76,112 @@ async fn every_served_route_is_documented_with_security_exactly_on_protected_one
     assert_eq!(scheme["type"], "http");
     assert_eq!(scheme["scheme"], "bearer");
 
-    let movie = "0b7f3c1e-4d1a-4f5e-9a51-3f0e6c2d9a01";
     for (method, path, protected) in ROUTES {
-        let op = &doc["paths"][path][method];
-        let security = op.get("security");
-        if protected {
-            let names: Vec<&String> = security
-                .and_then(Value::as_array)
-                .unwrap_or_else(|| panic!("{method} {path} lacks security"))
-                .iter()
-                .flat_map(|req| req.as_object().unwrap().keys())
-                .collect();
-            assert_eq!(names, ["bearer"], "{method} {path}");
-            for status in ["401", "503"] {
-                assert!(
-                    op["responses"].get(status).is_some(),
-                    "{method} {path} {status}"
-                );
-            }
-        } else {
-            assert!(security.is_none(), "{method} {path} should be public");
-        }
-        if op.get("requestBody").is_some() {
-            for status in ["400", "413", "415", "422"] {
-                let response = &op["responses"][status];
-                assert_eq!(
-                    response["content"]["application/json"]["schema"]["$ref"],
-                    "#/components/schemas/ErrorBody",
-                    "{method} {path} {status}"
-                );
-            }
-        }
+        assert_operation_documented(&doc["paths"][path][method], method, path, protected);
 
         // The router agrees: the documented method is served, and only a
         // token opens what the document says is protected.
-        let url = svc.url(&path.replace("{id}", movie));
-        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-        let anonymous = svc
-            .client
-            .request(method.clone(), &url)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        let status = anonymous.status();
-        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
-        assert_eq!(
-            status == StatusCode::UNAUTHORIZED,
-            protected,
-            "{method} {path}: {status}"
-        );
-        let body: Value = anonymous.json().await.unwrap_or(Value::Null);
-        assert_ne!(
-            body["error_description"], "no such route",
-            "{method} {path}"
-        );
-        if protected {
-            let authorized = svc
-                .client
-                .request(method.clone(), &url)
-                .bearer_auth(&admin)
-                .json(&json!({"title": "Probe", "year": 2000}))
-                .send()
-                .await
-                .unwrap();
-            assert_ne!(
-                authorized.status(),
-                StatusCode::UNAUTHORIZED,
-                "{method} {path}"
-            );
-        }
+        assert_router_agrees(&svc, &admin, method, path, protected).await;
     }
 
     // Methods the document does not list are not served on its paths.
+    assert_unlisted_methods_are_refused(&svc, &doc).await;
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+/// Any movie id: only the shape matters to the router.
+const MOVIE: &str = "0b7f3c1e-4d1a-4f5e-9a51-3f0e6c2d9a01";
+
+/// `op` requires the bearer scheme exactly when `protected`, and documents
+/// the error responses that come with a token and with a body.
+fn assert_operation_documented(op: &Value, method: &str, path: &str, protected: bool) {
+    let security = op.get("security");
+    if protected {
+        let names: Vec<&String> = security
+            .and_then(Value::as_array)
+            .unwrap_or_else(|| panic!("{method} {path} lacks security"))
+            .iter()
+            .flat_map(|req| req.as_object().unwrap().keys())
+            .collect();
+        assert_eq!(names, ["bearer"], "{method} {path}");
+        for status in ["401", "503"] {
+            assert!(
+                op["responses"].get(status).is_some(),
+                "{method} {path} {status}"
+            );
+        }
+    } else {
+        assert!(security.is_none(), "{method} {path} should be public");
+    }
+    if op.get("requestBody").is_some() {
+        for status in ["400", "413", "415", "422"] {
+            let response = &op["responses"][status];
+            assert_eq!(
+                response["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/ErrorBody",
+                "{method} {path} {status}"
+            );
+        }
+    }
+}
+
+/// The documented method is served, and only a token opens what the
+/// document says is protected.
+async fn assert_router_agrees(
+    svc: &Service,
+    admin: &str,
+    method: &str,
+    path: &str,
+    protected: bool,
+) {
+    let url = svc.url(&path.replace("{id}", MOVIE));
+    let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+    let anonymous = svc
+        .client
+        .request(method.clone(), &url)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let status = anonymous.status();
+    assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+    assert_eq!(
+        status == StatusCode::UNAUTHORIZED,
+        protected,
+        "{method} {path}: {status}"
+    );
+    let body: Value = anonymous.json().await.unwrap_or(Value::Null);
+    assert_ne!(
+        body["error_description"], "no such route",
+        "{method} {path}"
+    );
+    if protected {
+        let authorized = svc
+            .client
+            .request(method.clone(), &url)
+            .bearer_auth(admin)
+            .json(&json!({"title": "Probe", "year": 2000}))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(
+            authorized.status(),
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}"
+        );
+    }
+}
+
+/// Methods the document does not list are not served on its paths.
+async fn assert_unlisted_methods_are_refused(svc: &Service, doc: &Value) {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in METHODS.iter().filter(|m| item.get(**m).is_none()) {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let response = svc
                 .client
-                .request(method.clone(), svc.url(&path.replace("{id}", movie)))
+                .request(method.clone(), svc.url(&path.replace("{id}", MOVIE)))
                 .send()
                 .await
                 .unwrap();
@@ -165,9 +192,6 @@ async fn every_served_route_is_documented_with_security_exactly_on_protected_one
             );
         }
     }
-
-    svc.stop().await;
-    db.remove().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -665,18 +665,10 @@ async fn a_forged_or_tampered_device_cookie_is_untrusted(backend: Backend) {
     db.remove().await;
 }
 
-async fn bad_input_gets_clear_json_errors(backend: Backend) {
-    let db = TestDb::new(backend).await;
-    let svc = Service::start(&db).await;
-    let post_raw = |path: &'static str, content_type: &'static str, body: Vec<u8>| {
-        svc.client
-            .post(svc.url(path))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-    };
-
-    let cases: Vec<(&str, &str, Vec<u8>, StatusCode)> = vec![
+/// Bodies each refused with a clear status: (path, content type, body,
+/// expected status).
+fn malformed_bodies() -> Vec<(&'static str, &'static str, Vec<u8>, StatusCode)> {
+    vec![
         (
             "/auth/login",
             "application/json",
@@ -764,24 +756,11 @@ async fn bad_input_gets_clear_json_errors(backend: Backend) {
                 .unwrap(),
             StatusCode::UNAUTHORIZED,
         ),
-    ];
-    for (path, content_type, body, expected) in cases {
-        let response = post_raw(path, content_type, body).await.unwrap();
-        let (status, error) = error_of(response).await;
-        assert_eq!(status, expected, "{path} {content_type}: {error}");
-    }
+    ]
+}
 
-    // Without any content type at all.
-    let bare = svc
-        .client
-        .post(svc.url("/auth/login"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(error_of(bare).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-
-    // Paths and queries.
+/// Malformed ids, paging parameters, unknown routes and methods.
+async fn assert_bad_paths_and_queries_are_refused(svc: &Service) {
     let checks = [
         ("/movies/not-a-uuid", StatusCode::NOT_FOUND),
         (
@@ -807,6 +786,37 @@ async fn bad_input_gets_clear_json_errors(backend: Backend) {
         error_of(wrong_method).await.0,
         StatusCode::METHOD_NOT_ALLOWED
     );
+}
+
+async fn bad_input_gets_clear_json_errors(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let svc = Service::start(&db).await;
+    let post_raw = |path: &'static str, content_type: &'static str, body: Vec<u8>| {
+        svc.client
+            .post(svc.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+
+    for (path, content_type, body, expected) in malformed_bodies() {
+        let response = post_raw(path, content_type, body).await.unwrap();
+        let (status, error) = error_of(response).await;
+        assert_eq!(status, expected, "{path} {content_type}: {error}");
+    }
+
+    // Without any content type at all.
+    let bare = svc
+        .client
+        .post(svc.url("/auth/login"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(bare).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    // Paths and queries.
+    assert_bad_paths_and_queries_are_refused(&svc).await;
 
     // The service is still healthy afterwards.
     svc.register("fine@example.com", PASSWORD).await;
