@@ -67,6 +67,21 @@ async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backe
     assert_eq!(account["email"], "ada@example.com");
     let user_id = account["id"].as_str().unwrap().to_owned();
 
+    let (access, refresh) = login_issues_claims_for(&svc, &user_id).await;
+    let (access2, refresh2) = refresh_rotates(&svc, &access, &refresh).await;
+    reuse_revokes_the_family(&svc, &refresh, &refresh2, &access2).await;
+    let access_other = svc.access_token("ada@example.com", PASSWORD).await;
+    logout_ends_only_its_session(&svc, &access_other).await;
+
+    let anonymous = svc.get("/auth/me").await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+/// A login's access token carries the documented claims; returns the pair.
+async fn login_issues_claims_for(svc: &Service, user_id: &str) -> (String, String) {
     let tokens = svc.login("ada@example.com", PASSWORD).await;
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 900);
@@ -78,7 +93,7 @@ async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backe
     let me = svc.get_bearer("/auth/me", &access).await;
     assert_eq!(me.status(), StatusCode::OK);
     let me: Value = me.json().await.unwrap();
-    assert_eq!(me["sub"], user_id.as_str());
+    assert_eq!(me["sub"], user_id);
     assert_eq!(me["iss"], svc.base.as_str());
     assert_eq!(me["aud"], "login-service");
     assert_eq!(me["email"], "ada@example.com");
@@ -88,8 +103,11 @@ async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backe
         me["exp"].as_i64().unwrap() - me["iat"].as_i64().unwrap(),
         900
     );
+    (access, refresh)
+}
 
-    // Refresh rotates: a new pair, and the old refresh token is spent.
+/// Refresh rotates: a new pair, and the old refresh token is spent.
+async fn refresh_rotates(svc: &Service, access: &str, refresh: &str) -> (String, String) {
     let refreshed = svc
         .post_json("/auth/refresh", json!({"refresh_token": refresh}))
         .await;
@@ -99,14 +117,17 @@ async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backe
     let refresh2 = refreshed["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(refresh2, refresh);
     let access2 = refreshed["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(claims_of(&access2)["sid"], claims_of(&access)["sid"]);
+    assert_eq!(claims_of(&access2)["sid"], claims_of(access)["sid"]);
     assert_eq!(
         svc.get_bearer("/auth/me", &access2).await.status(),
         StatusCode::OK
     );
+    (access2, refresh2)
+}
 
-    // Reusing the rotated token is theft or a bug: the family dies, so
-    // even the legitimately rotated successor is refused.
+/// Reusing the rotated token is theft or a bug: the family dies, so even
+/// the legitimately rotated successor is refused.
+async fn reuse_revokes_the_family(svc: &Service, refresh: &str, refresh2: &str, access2: &str) {
     let reused = svc
         .post_json("/auth/refresh", json!({"refresh_token": refresh}))
         .await;
@@ -119,13 +140,14 @@ async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backe
     assert_eq!(successor.status(), StatusCode::UNAUTHORIZED);
     // The dead family's access tokens die with it, without waiting for exp.
     assert_eq!(
-        svc.get_bearer("/auth/me", &access2).await.status(),
+        svc.get_bearer("/auth/me", access2).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let access_other = svc.access_token("ada@example.com", PASSWORD).await;
+}
 
-    // A new login, then logout: the access token is refused at once and
-    // its session's refresh token is dead.
+/// A new login, then logout: the access token is refused at once and its
+/// session's refresh token is dead; `other_session` stays valid.
+async fn logout_ends_only_its_session(svc: &Service, other_session: &str) {
     let tokens = svc.login("ada@example.com", PASSWORD).await;
     let access3 = tokens["access_token"].as_str().unwrap().to_owned();
     let refresh3 = tokens["refresh_token"].as_str().unwrap().to_owned();
@@ -147,15 +169,9 @@ async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backe
     assert_eq!(after_logout.status(), StatusCode::UNAUTHORIZED);
     // Logging out of one session leaves the others alone.
     assert_eq!(
-        svc.get_bearer("/auth/me", &access_other).await.status(),
+        svc.get_bearer("/auth/me", other_session).await.status(),
         StatusCode::OK
     );
-
-    let anonymous = svc.get("/auth/me").await;
-    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-
-    svc.stop().await;
-    db.remove().await;
 }
 
 async fn emails_are_unique_case_insensitively_and_trimmed(backend: Backend) {
