@@ -126,20 +126,31 @@ impl TlsPostgres {
             }
         };
         give(&server.dir);
+        server.write_certificates(ca, give);
+        server.init_cluster();
+        server.launch();
+        server
+    }
 
-        std::fs::write(&server.ca_file, &ca.pem).unwrap();
+    /// The CA for clients; the server's certificate and key (0600), owned
+    /// by the server's user.
+    fn write_certificates(&self, ca: &Ca, give: impl Fn(&Path)) {
+        std::fs::write(&self.ca_file, &ca.pem).unwrap();
         let (cert, key) = server_certificate(ca);
-        std::fs::write(server.dir.join("server.crt"), cert).unwrap();
-        give(&server.dir.join("server.crt"));
-        let key_file = server.dir.join("server.key");
+        std::fs::write(self.dir.join("server.crt"), cert).unwrap();
+        give(&self.dir.join("server.crt"));
+        let key_file = self.dir.join("server.key");
         login_service::kek::create_private(&key_file)
             .unwrap()
             .write_all(key.as_bytes())
             .unwrap();
         give(&key_file);
+    }
 
-        let data = server.data();
-        server.run(
+    /// A cluster that listens on `self.port` and accepts TLS only.
+    fn init_cluster(&self) {
+        let data = self.data();
+        self.run(
             "initdb",
             &[
                 "-D",
@@ -151,7 +162,7 @@ impl TlsPostgres {
                 "--no-instructions",
             ],
         );
-        let dir = server.dir.display();
+        let dir = self.dir.display();
         let mut conf = std::fs::OpenOptions::new()
             .append(true)
             .open(data.join("postgresql.conf"))
@@ -160,7 +171,8 @@ impl TlsPostgres {
             conf,
             "\nlisten_addresses = 'localhost'\nport = {port}\n\
              unix_socket_directories = '{dir}'\nfsync = off\n\
-             ssl = on\nssl_cert_file = '{dir}/server.crt'\nssl_key_file = '{dir}/server.key'\n"
+             ssl = on\nssl_cert_file = '{dir}/server.crt'\nssl_key_file = '{dir}/server.key'\n",
+            port = self.port
         )
         .unwrap();
         // TLS only: no `host` or `local` lines, so plaintext is refused.
@@ -169,8 +181,12 @@ impl TlsPostgres {
             "hostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
         )
         .unwrap();
-        let log = server.dir.join("postgres.log");
-        server.run(
+    }
+
+    fn launch(&self) {
+        let data = self.data();
+        let log = self.dir.join("postgres.log");
+        self.run(
             "pg_ctl",
             &[
                 "-D",
@@ -183,7 +199,6 @@ impl TlsPostgres {
                 "start",
             ],
         );
-        server
     }
 
     fn data(&self) -> PathBuf {
