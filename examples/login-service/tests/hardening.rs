@@ -140,6 +140,30 @@ async fn sessions_end_at_their_absolute_lifetime_however_often_refreshed(backend
     db.remove().await;
 }
 
+/// The single number `query` selects as `n`.
+async fn count(pool: &sqlx::AnyPool, query: &'static str) -> i64 {
+    sqlx::query(query)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .try_get::<i64, _>("n")
+        .unwrap()
+}
+
+/// Sets when every denylist entry and every refresh token expires.
+async fn expire(pool: &sqlx::AnyPool, denylist_at: i64, refresh_tokens_at: i64) {
+    sqlx::query("UPDATE revoked_access_tokens SET expires_at = $1")
+        .bind(denylist_at)
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE refresh_tokens SET expires_at = $1")
+        .bind(refresh_tokens_at)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
 async fn denylist_and_session_rows_outlive_exp_by_the_verifier_leeway(backend: Backend) {
     let db = TestDb::new(backend).await;
     let svc = Service::start(&db).await;
@@ -152,53 +176,21 @@ async fn denylist_and_session_rows_outlive_exp_by_the_verifier_leeway(backend: B
         .call_bearer(Method::POST, "/auth/logout", &access, None)
         .await;
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
-    let denied = || async {
-        sqlx::query("SELECT COUNT(*) AS n FROM revoked_access_tokens")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-            .try_get::<i64, _>("n")
-            .unwrap()
-    };
-    let families = || async {
-        sqlx::query("SELECT COUNT(*) AS n FROM refresh_families")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-            .try_get::<i64, _>("n")
-            .unwrap()
-    };
+    let denied = || count(&pool, "SELECT COUNT(*) AS n FROM revoked_access_tokens");
+    let families = || count(&pool, "SELECT COUNT(*) AS n FROM refresh_families");
     assert_eq!(denied().await, 1);
 
     // Expired ten seconds ago: a verifier still accepts it within its
     // leeway, so the denylist must still refuse it. Likewise the session's
     // last refresh token, whose family row refuses the session's tokens.
-    sqlx::query("UPDATE revoked_access_tokens SET expires_at = $1")
-        .bind(now() - 10)
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE refresh_tokens SET expires_at = $1")
-        .bind(now() - 10)
-        .execute(&pool)
-        .await
-        .unwrap();
+    expire(&pool, now() - 10, now() - 10).await;
     svc.app.prune().await.unwrap();
     assert_eq!(denied().await, 1, "pruned inside the leeway");
     assert_eq!(families().await, 1, "session pruned while its tokens live");
 
     // Past exp plus the leeway (plus an access token's life for the
     // session): nothing can use them any more.
-    sqlx::query("UPDATE revoked_access_tokens SET expires_at = $1")
-        .bind(now() - leeway - 2)
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE refresh_tokens SET expires_at = $1")
-        .bind(now() - 15 * 60 - leeway - 2)
-        .execute(&pool)
-        .await
-        .unwrap();
+    expire(&pool, now() - leeway - 2, now() - 15 * 60 - leeway - 2).await;
     svc.app.prune().await.unwrap();
     assert_eq!(denied().await, 0);
     assert_eq!(families().await, 0);

@@ -249,6 +249,20 @@ async fn start_with_a_wrong_or_missing_kek_fails_clearly_and_changes_nothing(bac
     db.remove().await;
 }
 
+/// `keys rewrap` from the KEK in `kek` to the one in `new_kek`.
+fn rewrap_cli(db: &TestDb, kek: Option<&Path>, new_kek: &Path) -> Output {
+    cli(
+        db,
+        kek,
+        &[
+            "keys",
+            "rewrap",
+            "--new-key-encryption-key-file",
+            new_kek.to_str().unwrap(),
+        ],
+    )
+}
+
 async fn kek_rewrap_cli_reencrypts_keys_and_old_tokens_still_verify(backend: Backend) {
     let db = TestDb::new(backend).await;
     let svc = Service::start(&db).await;
@@ -261,16 +275,7 @@ async fn kek_rewrap_cli_reencrypts_keys_and_old_tokens_still_verify(backend: Bac
 
     let new_kek = temp_path("new.kek");
     Kek::generate_file(&new_kek).unwrap();
-    let output = cli(
-        &db,
-        db.kek.as_deref(),
-        &[
-            "keys",
-            "rewrap",
-            "--new-key-encryption-key-file",
-            new_kek.to_str().unwrap(),
-        ],
-    );
+    let output = rewrap_cli(&db, db.kek.as_deref(), &new_kek);
     assert!(output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("re-encrypted 1 signing keys"));
 
@@ -301,21 +306,31 @@ async fn kek_rewrap_cli_reencrypts_keys_and_old_tokens_still_verify(backend: Bac
     config.key_encryption_key_file = Some(old_kek.clone());
     let error = App::build(config).await.unwrap_err().to_string();
     assert!(error.contains("another key-encryption key"), "{error}");
-    let output = cli(
-        &db,
-        Some(&old_kek),
-        &[
-            "keys",
-            "rewrap",
-            "--new-key-encryption-key-file",
-            new_kek.to_str().unwrap(),
-        ],
-    );
+    let output = rewrap_cli(&db, Some(&old_kek), &new_kek);
     assert!(!output.status.success());
     assert_eq!(stored_keys(&db).await, after);
 
     let _ = std::fs::remove_file(new_kek);
     db.remove().await;
+}
+
+/// The kids in a JWK set.
+fn published(jwks: Value) -> Vec<String> {
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn activates_at(pool: &login_service::store::Pool, kid: &str) -> i64 {
+    sqlx::query("SELECT activates_at FROM signing_keys WHERE kid = $1")
+        .bind(kid)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .get("activates_at")
 }
 
 async fn retired_keys_are_pruned_after_the_retention_and_not_before(backend: Backend) {
@@ -334,22 +349,9 @@ async fn retired_keys_are_pruned_after_the_retention_and_not_before(backend: Bac
         .await
         .unwrap();
     let pool = pool(&db).await;
-    let activates_at: i64 = sqlx::query("SELECT activates_at FROM signing_keys WHERE kid = $1")
-        .bind(&new_kid)
-        .fetch_one(&pool)
-        .await
-        .unwrap()
-        .get("activates_at");
+    let activates_at = activates_at(&pool, &new_kid).await;
     let store = login_service::store::Store::new(pool.clone());
     svc.app.reload_keys().await.unwrap();
-    let published = |jwks: Value| -> Vec<String> {
-        jwks["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["kid"].as_str().unwrap().to_owned())
-            .collect()
-    };
     assert_eq!(
         published(svc.get_json("/.well-known/jwks.json").await).len(),
         2
