@@ -459,6 +459,19 @@ async fn registration_flood_from_one_address_gets_429_after_the_limit(backend: B
 
 /// Issue 7.3: behind a reverse proxy every client shares the proxy's
 /// address; the forwarded one counts, but only from a trusted proxy.
+/// Logs in to the owner's account with one extra header.
+fn login_with_header(
+    svc: &Service,
+    header: (&'static str, &'static str),
+    password: &str,
+) -> impl Future<Output = reqwest::Result<Response>> {
+    svc.client
+        .post(svc.url("/auth/login"))
+        .header(header.0, header.1)
+        .json(&json!({"email": "owner@example.com", "password": password}))
+        .send()
+}
+
 async fn address_limits_key_on_the_forwarded_client_only_behind_a_trusted_proxy(backend: Backend) {
     let db = TestDb::new(backend).await;
     let limits = |c: &mut login_service::Config| {
@@ -472,13 +485,6 @@ async fn address_limits_key_on_the_forwarded_client_only_behind_a_trusted_proxy(
     })
     .await;
     behind_proxy.register("owner@example.com", PASSWORD).await;
-    let login = |svc: &Service, header: (&'static str, &'static str), password: &str| {
-        svc.client
-            .post(svc.url("/auth/login"))
-            .header(header.0, header.1)
-            .json(&json!({"email": "owner@example.com", "password": password}))
-            .send()
-    };
 
     // One client behind the proxy (which appended its address to whatever
     // the client claimed) uses up its address limit...
@@ -487,17 +493,17 @@ async fn address_limits_key_on_the_forwarded_client_only_behind_a_trusted_proxy(
         ("x-forwarded-for", "198.51.100.7"),
         ("forwarded", "for=\"198.51.100.7:5555\""),
     ] {
-        let response = login(&behind_proxy, header, "wrong password")
+        let response = login_with_header(&behind_proxy, header, "wrong password")
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
-    let blocked = login(&behind_proxy, ("x-forwarded-for", "198.51.100.7"), PASSWORD)
+    let blocked = login_with_header(&behind_proxy, ("x-forwarded-for", "198.51.100.7"), PASSWORD)
         .await
         .unwrap();
     assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
     // ...and another client behind the same proxy is not locked out.
-    let other = login(&behind_proxy, ("x-forwarded-for", "198.51.100.8"), PASSWORD)
+    let other = login_with_header(&behind_proxy, ("x-forwarded-for", "198.51.100.8"), PASSWORD)
         .await
         .unwrap();
     assert_eq!(other.status(), StatusCode::OK);
@@ -514,10 +520,12 @@ async fn address_limits_key_on_the_forwarded_client_only_behind_a_trusted_proxy(
         ("forwarded", "for=203.0.113.2"),
         ("x-forwarded-for", "203.0.113.3"),
     ] {
-        let response = login(&direct, header, "wrong password").await.unwrap();
+        let response = login_with_header(&direct, header, "wrong password")
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
-    let spoofed = login(&direct, ("x-forwarded-for", "203.0.113.4"), PASSWORD)
+    let spoofed = login_with_header(&direct, ("x-forwarded-for", "203.0.113.4"), PASSWORD)
         .await
         .unwrap();
     assert_eq!(spoofed.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -684,6 +692,13 @@ async fn a_forged_or_tampered_device_cookie_is_untrusted(backend: Backend) {
 /// Bodies each refused with a clear status: (path, content type, body,
 /// expected status).
 fn malformed_bodies() -> Vec<(&'static str, &'static str, Vec<u8>, StatusCode)> {
+    let mut cases = unreadable_bodies();
+    cases.extend(rule_breaking_bodies());
+    cases
+}
+
+/// Bodies that are not JSON, not declared JSON, or lack a field.
+fn unreadable_bodies() -> Vec<(&'static str, &'static str, Vec<u8>, StatusCode)> {
     vec![
         (
             "/auth/login",
@@ -727,6 +742,12 @@ fn malformed_bodies() -> Vec<(&'static str, &'static str, Vec<u8>, StatusCode)> 
             b"{}".to_vec(),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
+    ]
+}
+
+/// Bodies that parse but break a limit or rule.
+fn rule_breaking_bodies() -> Vec<(&'static str, &'static str, Vec<u8>, StatusCode)> {
+    vec![
         (
             "/auth/register",
             "application/json",
@@ -840,6 +861,26 @@ async fn bad_input_gets_clear_json_errors(backend: Backend) {
     db.remove().await;
 }
 
+/// A token without `movies:write` is refused every write, with an
+/// `insufficient_scope` challenge.
+async fn assert_readers_cannot_write(svc: &Service, reader: &str, existing: &str, movie: &Value) {
+    let forbidden = svc
+        .call_bearer(Method::POST, "/movies", reader, Some(movie))
+        .await;
+    let challenge = forbidden.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+    let (status, body) = error_of(forbidden).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "insufficient_scope");
+    for (method, body) in [(Method::PUT, Some(movie)), (Method::DELETE, None)] {
+        let response = svc.call_bearer(method, existing, reader, body).await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    }
+}
+
 async fn movies_are_public_to_read_and_need_movies_write_to_change(backend: Backend) {
     let db = TestDb::new(backend).await;
     let svc = Service::start(&db).await;
@@ -859,21 +900,7 @@ async fn movies_are_public_to_read_and_need_movies_write_to_change(backend: Back
     let anonymous = svc.post_json("/movies", movie.clone()).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
-    let forbidden = svc
-        .call_bearer(Method::POST, "/movies", &reader, Some(&movie))
-        .await;
-    let challenge = forbidden.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(challenge.contains("insufficient_scope"), "{challenge}");
-    let (status, body) = error_of(forbidden).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["error"], "insufficient_scope");
-    for (method, body) in [(Method::PUT, Some(&movie)), (Method::DELETE, None)] {
-        let response = svc.call_bearer(method, &existing, &reader, body).await;
-        assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    }
+    assert_readers_cannot_write(&svc, &reader, &existing, &movie).await;
 
     let created = svc
         .call_bearer(Method::POST, "/movies", &admin, Some(&movie))
@@ -906,6 +933,15 @@ async fn movies_are_public_to_read_and_need_movies_write_to_change(backend: Back
 
     svc.stop().await;
     db.remove().await;
+}
+
+/// `token` with one character of its signature changed.
+fn with_other_signature(token: &str) -> String {
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut sig = parts[2].clone().into_bytes();
+    sig[5] = if sig[5] == b'A' { b'B' } else { b'A' };
+    parts[2] = String::from_utf8(sig).unwrap();
+    parts.join(".")
 }
 
 /// A third-party service that knows nothing but the discovery document.
@@ -957,11 +993,7 @@ async fn tokens_verify_with_a_layer_configured_only_from_the_published_jwks(back
     assert_eq!(ok.text().await.unwrap(), "ext@example.com");
 
     // Same claims, other signature: must not verify.
-    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-    let mut sig = parts[2].clone().into_bytes();
-    sig[5] = if sig[5] == b'A' { b'B' } else { b'A' };
-    parts[2] = String::from_utf8(sig).unwrap();
-    let forged = parts.join(".");
+    let forged = with_other_signature(&token);
     assert_eq!(
         svc.get_bearer_abs(&other_url, &forged).await.status(),
         StatusCode::UNAUTHORIZED
