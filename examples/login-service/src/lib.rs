@@ -121,7 +121,8 @@ impl std::fmt::Debug for App {
 
 impl App {
     /// Connects and migrates the database, loads (or creates) signing keys,
-    /// assembles the routes and starts background key reloading.
+    /// assembles the routes and starts the background task that reloads
+    /// keys and prunes tables (`maintenance.rs`).
     ///
     /// # Errors
     /// When the database is unreachable, a migration fails or the stored
@@ -171,10 +172,12 @@ impl App {
         })
     }
 
+    /// The service's routes with every layer, e.g. to drive in-process.
     pub fn router(&self) -> Router {
         self.router.clone()
     }
 
+    /// The OpenAPI document of the served routes (as `/openapi.json`).
     pub fn openapi(&self) -> &utoipa::openapi::OpenApi {
         &self.openapi
     }
