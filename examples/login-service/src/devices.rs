@@ -11,11 +11,12 @@
 //!
 //! The secret lives in the database (`device_cookie_secrets`), created by
 //! the first instance to start, so every instance on that database accepts
-//! the others' cookies without configuration, as with the signing keys.
-//! Anyone who can read that table can forge cookies, which buys them a
-//! device's failure budget per forged cookie and nothing else; they could
-//! read the password hashes anyway. Deleting the row (and restarting) makes
-//! every device untrusted again, which is harmless.
+//! the others' cookies without configuration, as with the signing keys. Like
+//! them it is stored encrypted under the key-encryption key: a reader of the
+//! database or a backup could otherwise forge a cookie per guess and escape
+//! the account lockout. `keys rewrap` moves it to a new KEK with the keys.
+//! Deleting the row (and restarting) makes every device untrusted again,
+//! which is harmless.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine;
@@ -23,9 +24,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::kek::{self, Kek};
 use crate::store::{Store, now};
 
 pub const COOKIE_NAME: &str = "login_device";
+/// What the secret is sealed for (the AEAD's associated data), as a
+/// signing key is sealed for its kid.
+pub const SECRET_AD: &str = "device-cookie-secret";
 
 #[derive(Clone)]
 pub struct DeviceCookies {
@@ -55,15 +60,22 @@ impl DeviceCookies {
     /// When the database cannot be read or written.
     pub async fn bootstrap(
         store: &Store,
+        kek: &Kek,
         issuer: &str,
         ttl: std::time::Duration,
-    ) -> Result<Self, sqlx::Error> {
-        let stored = store
-            .device_cookie_secret(&URL_SAFE_NO_PAD.encode(random::<32>()), now())
-            .await?;
-        let secret = URL_SAFE_NO_PAD
-            .decode(stored)
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    ) -> Result<Self, crate::BoxError> {
+        let candidate = kek.seal(SECRET_AD, &random::<32>())?;
+        let stored = store.device_cookie_secret(&candidate, now()).await?;
+        let secret = if kek::is_sealed(&stored) {
+            kek.open(SECRET_AD, &stored)?
+        } else {
+            // Stored in plaintext by a version before encryption.
+            let secret = URL_SAFE_NO_PAD.decode(&stored)?;
+            store
+                .reseal_device_cookie_secret(&stored, &kek.seal(SECRET_AD, &secret)?)
+                .await?;
+            secret
+        };
         let (secure, path) = cookie_scope(issuer);
         Ok(Self {
             secret: secret.into(),
@@ -178,10 +190,11 @@ mod tests {
         let url = format!("sqlite://{}", path.display());
         let store = Store::connect(&url, 1).await.unwrap();
         let ttl = std::time::Duration::from_secs(3600);
-        let a = DeviceCookies::bootstrap(&store, "http://127.0.0.1:1", ttl)
+        let kek = Kek::ephemeral();
+        let a = DeviceCookies::bootstrap(&store, &kek, "http://127.0.0.1:1", ttl)
             .await
             .unwrap();
-        let b = DeviceCookies::bootstrap(&store, "http://127.0.0.1:2", ttl)
+        let b = DeviceCookies::bootstrap(&store, &kek, "http://127.0.0.1:2", ttl)
             .await
             .unwrap();
         let cookie = jar(&a.issue("account-a"));
@@ -192,6 +205,38 @@ mod tests {
             ..b.clone()
         };
         assert!(expired.trusted(&cookie, "account-a").is_none());
+        store.close().await;
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[tokio::test]
+    async fn the_secret_is_stored_sealed_and_opens_only_under_the_kek() {
+        let path = std::env::temp_dir().join(format!("devices_{}.db", uuid::Uuid::new_v4()));
+        let url = format!("sqlite://{}", path.display());
+        let store = Store::connect(&url, 1).await.unwrap();
+        let ttl = std::time::Duration::from_secs(3600);
+        // A secret left in plaintext by a version before encryption.
+        let plaintext = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        assert_eq!(
+            store.device_cookie_secret(&plaintext, now()).await.unwrap(),
+            plaintext
+        );
+        let kek = Kek::ephemeral();
+        let devices = DeviceCookies::bootstrap(&store, &kek, "http://127.0.0.1:1", ttl)
+            .await
+            .unwrap();
+        assert_eq!(&*devices.secret, &[7u8; 32], "the old secret is kept");
+        let stored = store.device_cookie_secret("unused", now()).await.unwrap();
+        assert!(kek::is_sealed(&stored), "sealed on start: {stored}");
+        assert!(!stored.contains(&plaintext));
+        assert_eq!(kek.open(SECRET_AD, &stored).unwrap(), [7u8; 32]);
+        // Another KEK opens nothing and changes nothing.
+        let other = DeviceCookies::bootstrap(&store, &Kek::ephemeral(), "http://x", ttl).await;
+        assert!(other.is_err());
+        assert_eq!(
+            store.device_cookie_secret("unused", now()).await.unwrap(),
+            stored
+        );
         store.close().await;
         let _ = std::fs::remove_file(path);
     }

@@ -141,6 +141,7 @@ impl App {
         let keys = keys::Keys::bootstrap(&store, &kek, retention).await?;
         let devices = devices::DeviceCookies::bootstrap(
             &store,
+            &kek,
             &config.issuer,
             config.throttle.device_cookie_ttl,
         )

@@ -196,6 +196,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        super::device_secrets::rewrap_device_cookie_secret(&mut tx, &mut rewrap).await?;
         sqlx::query(
             "INSERT INTO key_encryption (id, kek_id) VALUES (1, $1) \
              ON CONFLICT (id) DO UPDATE SET kek_id = excluded.kek_id",
