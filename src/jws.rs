@@ -12,9 +12,9 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Algorithm;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
+use crate::alg::Algorithm;
 use crate::json::{SeenKeys, Str};
 use crate::keys::KeySet;
 use crate::reject::Reason;
@@ -147,7 +147,7 @@ impl<'de> Visitor<'de> for HeaderVisitor {
             }
         }
         let header = verdict.and_then(|()| {
-            let alg = algorithm_named(alg.as_deref().ok_or(Reason::BadHeader)?)
+            let alg = Algorithm::from_name(alg.as_deref().ok_or(Reason::BadHeader)?)
                 .ok_or(Reason::Algorithm)?;
             Ok(Header { alg, kid, typ })
         });
@@ -163,27 +163,6 @@ pub(crate) fn is_media_type(value: &str, subtype: &str) -> bool {
         _ => value,
     };
     bare.eq_ignore_ascii_case(subtype)
-}
-
-/// The algorithms this crate verifies, by JOSE name. Names are
-/// case-sensitive (RFC 7518 §3.1): `none`, `None`, `nOnE`, `hs256` are all
-/// unknown here. Shared by token headers and JWKs.
-pub(crate) fn algorithm_named(name: &str) -> Option<Algorithm> {
-    Some(match name {
-        "HS256" => Algorithm::HS256,
-        "HS384" => Algorithm::HS384,
-        "HS512" => Algorithm::HS512,
-        "RS256" => Algorithm::RS256,
-        "RS384" => Algorithm::RS384,
-        "RS512" => Algorithm::RS512,
-        "PS256" => Algorithm::PS256,
-        "PS384" => Algorithm::PS384,
-        "PS512" => Algorithm::PS512,
-        "ES256" => Algorithm::ES256,
-        "ES384" => Algorithm::ES384,
-        "EdDSA" => Algorithm::EdDSA,
-        _ => return None,
-    })
 }
 
 /// What verification yields to the claim checks.

@@ -7,10 +7,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::alg::Algorithm;
 use bytes::Bytes;
 use http::header::CACHE_CONTROL;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, Uri};
-use jsonwebtoken::Algorithm;
 use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 

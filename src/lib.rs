@@ -68,10 +68,13 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod alg;
 mod body;
 mod claims;
 mod crypto;
 pub mod error;
+#[cfg(feature = "issue")]
+#[cfg_attr(docsrs, doc(cfg(feature = "issue")))]
 pub mod issue;
 mod json;
 mod jws;
@@ -88,9 +91,9 @@ mod validate;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 
+pub use alg::Algorithm;
 pub use body::JwtAuthBody;
 pub use error::{BoxError, Error};
-pub use jsonwebtoken::Algorithm;
 pub use keys::{KeySet, KeyStore, VerifyingKey};
 pub use layer::{DEFAULT_MAX_TOKEN_LEN, DEFAULT_REALM, JwtAuthBuilder, JwtAuthLayer};
 pub use reject::{Reason, Rejection};

@@ -271,7 +271,8 @@ fn sign_with(key: &EncodingKey, alg: Algorithm, header: &str, payload: &str) -> 
     // which `crypto::sign` reads.
     let _ = common::key(Algorithm::ES256);
     let input = segments(header, payload);
-    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), key, alg).unwrap();
+    let signature =
+        jsonwebtoken::crypto::sign(input.as_bytes(), key, alg.name().parse().unwrap()).unwrap();
     format!("{input}.{signature}")
 }
 

@@ -4,10 +4,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::DecodingKey;
 use serde_json::{Map, Value};
 
 use super::{KeySet, VerifyingKey, min_hmac_secret_len, rsa};
+use crate::alg::Algorithm;
 use crate::error::Error;
 
 /// How JWKs without an `alg` member are pinned, and which key types a set
@@ -136,7 +137,7 @@ fn check_intended_for_verification(jwk: &Map<String, Value>) -> Result<(), Error
 }
 
 fn parse_alg(name: &str) -> Result<Algorithm, Error> {
-    crate::jws::algorithm_named(name).ok_or_else(|| bad(format!("unsupported \"alg\" {name:?}")))
+    Algorithm::from_name(name).ok_or_else(|| bad(format!("unsupported \"alg\" {name:?}")))
 }
 
 fn rsa(

@@ -33,8 +33,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind};
+use jsonwebtoken::{AlgorithmFamily, DecodingKey, DecodingKeyKind};
 
+use crate::alg::Algorithm;
 use crate::error::Error;
 
 pub use jwk::JwkPolicy;
@@ -92,15 +93,13 @@ impl fmt::Debug for VerifyingKey {
 }
 
 fn family_of(alg: Algorithm) -> AlgorithmFamily {
-    alg.family()
+    alg.to_jsonwebtoken().family()
 }
 
 impl VerifyingKey {
-    /// Wraps a jsonwebtoken key, pinned to `alg`.
-    ///
-    /// # Errors
-    /// When the key's family does not match `alg`, or the backend cannot use it.
-    pub fn from_decoding_key(alg: Algorithm, key: DecodingKey) -> Result<Self, Error> {
+    /// Wraps a signature-library key, pinned to `alg`: every public
+    /// constructor ends here, so every key gets the same checks.
+    pub(crate) fn from_decoding_key(alg: Algorithm, key: DecodingKey) -> Result<Self, Error> {
         if key.family() != family_of(alg) {
             return Err(Error::InvalidKey(format!(
                 "a {:?} key cannot verify {alg:?}",
@@ -551,7 +550,8 @@ mod tests {
             crate::crypto::ensure_default_installed();
             let key = jsonwebtoken::EncodingKey::from_secret(secret);
             let signature =
-                jsonwebtoken::crypto::sign(input.as_bytes(), &key, Algorithm::HS256).unwrap();
+                jsonwebtoken::crypto::sign(input.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
+                    .unwrap();
             format!("{input}.{signature}")
         }
         /// The verdict, and how many signature checks it took.
