@@ -96,6 +96,6 @@ pub use body::JwtAuthBody;
 pub use error::{BoxError, Error};
 pub use keys::{KeySet, KeyStore, VerifyingKey};
 pub use layer::{DEFAULT_MAX_TOKEN_LEN, DEFAULT_REALM, JwtAuthBuilder, JwtAuthLayer};
-pub use reject::{Reason, Rejection};
+pub use reject::{GrpcCode, Reason, Rejection};
 pub use service::{JwtAuth, ResponseFuture};
 pub use validate::{DEFAULT_LEEWAY, RegisteredClaims};

@@ -57,7 +57,46 @@ use std::fmt;
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+
+/// The gRPC trailer (trailers-only: header) carrying the status code.
+pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+
+/// The gRPC trailer (trailers-only: header) carrying the status message.
+pub const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+
+/// The gRPC status codes a rejection is answered with (a subset of
+/// gRPC's `Code`, numbered as on the wire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GrpcCode {
+    /// 3: the request is malformed (a token in several places).
+    InvalidArgument = 3,
+    /// 7: a valid token that may not do this.
+    PermissionDenied = 7,
+    /// 14: keys or the revocation store cannot be consulted; retry later.
+    Unavailable = 14,
+    /// 16: no valid token.
+    Unauthenticated = 16,
+}
+
+impl GrpcCode {
+    /// The code's number, as written in `grpc-status`.
+    pub fn as_i32(self) -> i32 {
+        self as i32
+    }
+}
+
+impl fmt::Display for GrpcCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GrpcCode::InvalidArgument => "INVALID_ARGUMENT",
+            GrpcCode::PermissionDenied => "PERMISSION_DENIED",
+            GrpcCode::Unavailable => "UNAVAILABLE",
+            GrpcCode::Unauthenticated => "UNAUTHENTICATED",
+        })
+    }
+}
 
 /// Why a token was refused. Never shown to the client by the default
 /// renderers; useful in logs and custom renderers.
@@ -212,14 +251,15 @@ impl Rejection {
         }
     }
 
-    /// The gRPC status code (UNAUTHENTICATED, PERMISSION_DENIED,
-    /// INVALID_ARGUMENT or UNAVAILABLE).
-    pub fn grpc_status(&self) -> u8 {
+    /// The gRPC status code this rejection is answered with.
+    pub fn grpc_code(&self) -> GrpcCode {
         match self {
-            Rejection::MissingToken | Rejection::InvalidToken(_) => 16,
-            Rejection::AmbiguousToken => 3,
-            Rejection::InsufficientScope { .. } | Rejection::Forbidden => 7,
-            Rejection::Unavailable => 14,
+            Rejection::MissingToken | Rejection::InvalidToken(_) => GrpcCode::Unauthenticated,
+            Rejection::AmbiguousToken => GrpcCode::InvalidArgument,
+            Rejection::InsufficientScope { .. } | Rejection::Forbidden => {
+                GrpcCode::PermissionDenied
+            }
+            Rejection::Unavailable => GrpcCode::Unavailable,
         }
     }
 
@@ -263,12 +303,9 @@ impl Rejection {
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
-        headers.insert(
-            "grpc-status",
-            HeaderValue::from(u16::from(self.grpc_status())),
-        );
+        headers.insert(GRPC_STATUS, HeaderValue::from(self.grpc_code().as_i32()));
         // The descriptions are plain ASCII without '%', so no percent-encoding is needed.
-        headers.insert("grpc-message", HeaderValue::from_static(self.description()));
+        headers.insert(GRPC_MESSAGE, HeaderValue::from_static(self.description()));
         if matches!(self, Rejection::Unavailable) {
             headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         }
@@ -395,6 +432,19 @@ mod tests {
             ] {
                 assert_eq!(response.headers()[CACHE_CONTROL], "no-store", "{rejection}");
             }
+        }
+    }
+
+    #[test]
+    fn grpc_codes_are_typed_and_numbered_as_on_the_wire() {
+        for (rejection, code, number) in [
+            (Rejection::MissingToken, GrpcCode::Unauthenticated, "16"),
+            (Rejection::AmbiguousToken, GrpcCode::InvalidArgument, "3"),
+            (Rejection::Forbidden, GrpcCode::PermissionDenied, "7"),
+            (Rejection::Unavailable, GrpcCode::Unavailable, "14"),
+        ] {
+            assert_eq!(rejection.grpc_code(), code);
+            assert_eq!(rejection.to_grpc_response().headers()[GRPC_STATUS], number);
         }
     }
 
