@@ -123,7 +123,7 @@ where
 
 impl IntoResponse for crate::Rejection {
     fn into_response(self) -> Response {
-        self.to_http_response(crate::layer::DEFAULT_REALM)
+        self.to_http_response(crate::DEFAULT_REALM)
             .map(axum_core::body::Body::from)
     }
 }

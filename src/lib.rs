@@ -68,24 +68,50 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// In the order a request meets them. rustfmt sorts adjacent `mod` lines,
+// hence one line per group.
+
+// `JwtAuthLayer`, `JwtAuth` and `ResponseFuture`.
+mod service;
+
+// `JwtAuthBuilder`: configuration assembled and checked once.
+mod builder;
+
+// The per-request pipeline: token to claims or a `Rejection`.
+mod authenticate;
+
+// Where a token is found; size limits.
+pub mod token;
+
+// The crate's own `Algorithm` and the JOSE name table.
 mod alg;
-mod body;
+
+// Strict compact serialization and the JOSE header.
+mod jws;
+
+// Keys, key sets (signature checks included), the key store.
+pub mod keys;
+
+// The one-pass decoder, registered claims, the claim rules.
 mod claims;
+
+// The revocation trait.
+pub mod revoke;
+
+// Rejections and their HTTP / gRPC answers.
+pub mod reject;
+
+// The response body: the inner service's or a rejection's.
+mod body;
+
+// Support: the signature backend, errors, JSON helpers.
 mod crypto;
 pub mod error;
+mod json;
+
 #[cfg(feature = "issue")]
 #[cfg_attr(docsrs, doc(cfg(feature = "issue")))]
 pub mod issue;
-mod json;
-mod jws;
-pub mod keys;
-mod layer;
-mod registered;
-pub mod reject;
-pub mod revoke;
-mod service;
-pub mod token;
-mod validate;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
@@ -93,9 +119,10 @@ pub mod axum;
 
 pub use alg::Algorithm;
 pub use body::JwtAuthBody;
+pub use builder::{DEFAULT_REALM, JwtAuthBuilder};
+pub use claims::{DEFAULT_LEEWAY, RegisteredClaims};
 pub use error::{BoxError, Error};
 pub use keys::{KeySet, KeyStore, VerifyingKey};
-pub use layer::{DEFAULT_MAX_TOKEN_LEN, DEFAULT_REALM, JwtAuthBuilder, JwtAuthLayer};
 pub use reject::{GrpcCode, Reason, Rejection};
-pub use service::{JwtAuth, ResponseFuture};
-pub use validate::{DEFAULT_LEEWAY, RegisteredClaims};
+pub use service::{JwtAuth, JwtAuthLayer, ResponseFuture};
+pub use token::DEFAULT_MAX_TOKEN_LEN;
