@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::claims::{self, RegisteredClaims, Rules};
 use crate::jws;
 use crate::keys::KeyStore;
-use crate::reject::{Reason, Rejection};
+use crate::reject::{Reason, Rejection, RejectionKind};
 use crate::revoke::{RevocationCheck, RevocationFuture};
 use crate::token::{self, Found, TokenSource};
 
@@ -65,8 +65,8 @@ impl<C: DeserializeOwned> Authenticator<C> {
         let token = match token::find(&self.sources, headers, uri) {
             Found::Token(token) => token,
             Found::Nothing if self.optional => return Outcome::Anonymous,
-            Found::Nothing => return Outcome::Rejected(Rejection::MissingToken),
-            Found::Ambiguous => return Outcome::Rejected(Rejection::AmbiguousToken),
+            Found::Nothing => return Outcome::Rejected(RejectionKind::MissingToken.into()),
+            Found::Ambiguous => return Outcome::Rejected(RejectionKind::AmbiguousToken.into()),
         };
         match self.verify(token) {
             Ok(Checked {
@@ -92,7 +92,7 @@ impl<C: DeserializeOwned> Authenticator<C> {
     /// authorization rules (403), whose verdict is returned rather than
     /// answered so that a revocation check can take precedence.
     pub(crate) fn verify(&self, token: &[u8]) -> Result<Checked<C>, Rejection> {
-        let invalid = Rejection::InvalidToken;
+        let invalid = |reason| Rejection::from(RejectionKind::InvalidToken(reason));
         if token.len() > self.max_token_len {
             return Err(invalid(Reason::TooLarge));
         }
@@ -100,7 +100,7 @@ impl<C: DeserializeOwned> Authenticator<C> {
         // An empty store has not been loaded yet (or its source is down):
         // that is the server's problem, not the token's (503, not 401).
         if keys.is_empty() {
-            return Err(Rejection::Unavailable);
+            return Err(RejectionKind::Unavailable.into());
         }
         let verified = keys.verify_token(token).map_err(invalid)?;
         let mut stack = [0u8; 1024];
@@ -114,9 +114,9 @@ impl<C: DeserializeOwned> Authenticator<C> {
             return Err(invalid(Reason::ClaimsRule));
         }
         let denial = if let Some(required) = self.rules.missing_scope(&registered) {
-            Some(Rejection::InsufficientScope { required })
+            Some(RejectionKind::InsufficientScope { required }.into())
         } else if !self.authorize.iter().all(|rule| rule(&claims)) {
-            Some(Rejection::Forbidden)
+            Some(RejectionKind::Forbidden.into())
         } else {
             None
         };

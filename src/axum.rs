@@ -123,7 +123,7 @@ where
 
 impl IntoResponse for crate::Rejection {
     fn into_response(self) -> Response {
-        self.to_http_response(crate::DEFAULT_REALM)
+        self.to_http_response(self.realm())
             .map(axum_core::body::Body::from)
     }
 }
@@ -141,5 +141,27 @@ mod tests {
                 .contains("BTreeMap<alloc::string::String, u8>")
         );
         assert_eq!(missing.into_response().status(), 500);
+    }
+
+    #[test]
+    fn a_rejection_answers_with_the_realm_of_its_layer() {
+        let layer = crate::JwtAuthLayer::<serde_json::Value>::builder()
+            .hs256(b"0123456789abcdef0123456789abcdef")
+            .realm("movies")
+            .build()
+            .unwrap();
+        let rejection = layer.verify("a.b.c").unwrap_err();
+        assert_eq!(rejection.realm(), "movies");
+        let response = rejection.into_response();
+        assert_eq!(response.status(), 401);
+        let challenge = response.headers()[http::header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(
+            challenge.starts_with("Bearer realm=\"movies\""),
+            "{challenge}"
+        );
+        let by_hand = crate::Rejection::from(crate::RejectionKind::MissingToken);
+        assert_eq!(by_hand.realm(), crate::DEFAULT_REALM);
     }
 }

@@ -388,7 +388,7 @@ where
                 revocation: self.revocation,
             },
             responder: Arc::new(Responder {
-                realm: self.realm,
+                realm: self.realm.into(),
                 custom: self.render,
                 grpc_answers: self.grpc_answers,
             }),

@@ -123,6 +123,6 @@ pub use builder::{DEFAULT_REALM, JwtAuthBuilder};
 pub use claims::{DEFAULT_LEEWAY, RegisteredClaims};
 pub use error::{BoxError, Error};
 pub use keys::{KeySet, KeyStore, VerifyingKey};
-pub use reject::{GrpcCode, Reason, Rejection};
+pub use reject::{GrpcCode, Reason, Rejection, RejectionKind};
 pub use service::{JwtAuth, JwtAuthLayer, ResponseFuture};
 pub use token::DEFAULT_MAX_TOKEN_LEN;

@@ -19,7 +19,7 @@ use tower_service::Service;
 
 use crate::authenticate::{Authenticator, Outcome};
 use crate::body::JwtAuthBody;
-use crate::reject::{Protocol, Reason, Rejection, Responder};
+use crate::reject::{Protocol, Reason, Rejection, RejectionKind, Responder};
 use crate::revoke::RevocationFuture;
 
 /// What every clone of the layer and service shares: one allocation, one
@@ -78,9 +78,14 @@ where
     /// # Errors
     /// The [`Rejection`] a request carrying this token would get.
     pub fn verify(&self, token: &str) -> Result<C, Rejection> {
-        let checked = self.config.authenticator.verify(token.as_bytes())?;
+        let realm = || Arc::clone(&self.config.responder.realm);
+        let checked = self
+            .config
+            .authenticator
+            .verify(token.as_bytes())
+            .map_err(|rejection| rejection.with_realm(realm()))?;
         match checked.denial {
-            Some(denial) => Err(denial),
+            Some(denial) => Err(denial.with_realm(realm())),
             None => Ok(checked.claims),
         }
     }
@@ -193,7 +198,7 @@ where
                 response: Some(
                     self.config
                         .responder
-                        .respond(&rejection, Protocol::of(&request)),
+                        .respond(rejection, Protocol::of(&request)),
                 ),
             },
         };
@@ -271,15 +276,15 @@ where
                 } => {
                     let rejection = match ready!(check.as_mut().poll(cx)) {
                         Ok(false) => denial.take(),
-                        Ok(true) => Some(Rejection::InvalidToken(Reason::Revoked)),
+                        Ok(true) => Some(RejectionKind::InvalidToken(Reason::Revoked).into()),
                         Err(err) => {
                             tracing::warn!(error = %err, "revocation check failed");
-                            Some(Rejection::Unavailable)
+                            Some(RejectionKind::Unavailable.into())
                         }
                     };
                     match rejection {
                         Some(rejection) => Kind::Rejected {
-                            response: Some(responder.respond(&rejection, *protocol)),
+                            response: Some(responder.respond(rejection, *protocol)),
                         },
                         None => {
                             let (mut service, request) =

@@ -33,7 +33,7 @@
 //! A custom renderer that keeps the RFC 6750 headers and adds a trace id:
 //!
 //! ```
-//! use tower_jwt_auth::{JwtAuthLayer, Reason, Rejection};
+//! use tower_jwt_auth::{JwtAuthLayer, Reason, Rejection, RejectionKind};
 //!
 //! let layer = JwtAuthLayer::<serde_json::Value>::builder()
 //!     .hs256(b"0123456789abcdef0123456789abcdef")
@@ -44,7 +44,7 @@
 //!     })
 //!     .build()?;
 //!
-//! let answer = Rejection::InvalidToken(Reason::Expired).to_http_response("movies");
+//! let answer = Rejection::from(RejectionKind::InvalidToken(Reason::Expired)).to_http_response("movies");
 //! assert_eq!(answer.status(), 401);
 //! assert_eq!(
 //!     answer.headers()["www-authenticate"],
@@ -54,6 +54,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 
 use http::{HeaderName, StatusCode};
 
@@ -177,10 +178,10 @@ impl fmt::Display for Reason {
     }
 }
 
-/// Why a request was not passed to the inner service.
+/// What kind of refusal a [`Rejection`] is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Rejection {
+pub enum RejectionKind {
     /// No token (or another authentication scheme) on a protected route.
     MissingToken,
     /// The request carried credentials in more than one place.
@@ -198,66 +199,112 @@ pub enum Rejection {
     Unavailable,
 }
 
-impl fmt::Display for Rejection {
+impl fmt::Display for RejectionKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Rejection::MissingToken => f.write_str("no bearer token"),
-            Rejection::AmbiguousToken => f.write_str("token presented in more than one place"),
-            Rejection::InvalidToken(reason) => write!(f, "invalid token: {reason}"),
-            Rejection::InsufficientScope { required } => write!(f, "missing scope {required}"),
-            Rejection::Forbidden => f.write_str("token not authorized for this resource"),
-            Rejection::Unavailable => f.write_str("verification keys unavailable"),
+            RejectionKind::MissingToken => f.write_str("no bearer token"),
+            RejectionKind::AmbiguousToken => f.write_str("token presented in more than one place"),
+            RejectionKind::InvalidToken(reason) => write!(f, "invalid token: {reason}"),
+            RejectionKind::InsufficientScope { required } => write!(f, "missing scope {required}"),
+            RejectionKind::Forbidden => f.write_str("token not authorized for this resource"),
+            RejectionKind::Unavailable => f.write_str("verification keys unavailable"),
         }
+    }
+}
+
+/// Why a request was not passed to the inner service: its
+/// [`RejectionKind`], and the realm of the layer that refused it, so that
+/// answering it later (axum's `IntoResponse`, with the `axum` feature)
+/// announces the configured realm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    kind: RejectionKind,
+    realm: Option<Arc<str>>,
+}
+
+impl From<RejectionKind> for Rejection {
+    fn from(kind: RejectionKind) -> Self {
+        Rejection { kind, realm: None }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.kind.fmt(f)
     }
 }
 
 impl std::error::Error for Rejection {}
 
 impl Rejection {
+    /// What kind of refusal this is.
+    pub fn kind(&self) -> &RejectionKind {
+        &self.kind
+    }
+
+    /// The `realm` of the layer that refused the request, or
+    /// [`DEFAULT_REALM`](crate::DEFAULT_REALM) for a rejection made by hand.
+    pub fn realm(&self) -> &str {
+        self.realm.as_deref().unwrap_or(crate::DEFAULT_REALM)
+    }
+
+    /// The same rejection, announcing `realm`.
+    #[must_use]
+    pub fn with_realm(mut self, realm: impl Into<Arc<str>>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
     /// The HTTP status this rejection is answered with.
     pub fn status(&self) -> StatusCode {
-        match self {
-            Rejection::MissingToken | Rejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Rejection::AmbiguousToken => StatusCode::BAD_REQUEST,
-            Rejection::InsufficientScope { .. } | Rejection::Forbidden => StatusCode::FORBIDDEN,
-            Rejection::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        match &self.kind {
+            RejectionKind::MissingToken | RejectionKind::InvalidToken(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            RejectionKind::AmbiguousToken => StatusCode::BAD_REQUEST,
+            RejectionKind::InsufficientScope { .. } | RejectionKind::Forbidden => {
+                StatusCode::FORBIDDEN
+            }
+            RejectionKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     /// The RFC 6750 error code, if the answer carries one.
     pub fn error_code(&self) -> Option<&'static str> {
-        match self {
-            Rejection::MissingToken => None,
-            Rejection::AmbiguousToken => Some("invalid_request"),
-            Rejection::InvalidToken(_) => Some("invalid_token"),
-            Rejection::InsufficientScope { .. } | Rejection::Forbidden => {
+        match &self.kind {
+            RejectionKind::MissingToken => None,
+            RejectionKind::AmbiguousToken => Some("invalid_request"),
+            RejectionKind::InvalidToken(_) => Some("invalid_token"),
+            RejectionKind::InsufficientScope { .. } | RejectionKind::Forbidden => {
                 Some("insufficient_scope")
             }
-            Rejection::Unavailable => Some("temporarily_unavailable"),
+            RejectionKind::Unavailable => Some("temporarily_unavailable"),
         }
     }
 
     /// The generic, client-facing description.
     pub fn description(&self) -> &'static str {
-        match self {
-            Rejection::MissingToken => "A bearer token is required",
-            Rejection::AmbiguousToken => "The token must be sent in exactly one place",
-            Rejection::InvalidToken(_) => "The access token is invalid or has expired",
-            Rejection::InsufficientScope { .. } => "The access token lacks the required scope",
-            Rejection::Forbidden => "The access token does not grant access to this resource",
-            Rejection::Unavailable => "Token verification is temporarily unavailable",
+        match &self.kind {
+            RejectionKind::MissingToken => "A bearer token is required",
+            RejectionKind::AmbiguousToken => "The token must be sent in exactly one place",
+            RejectionKind::InvalidToken(_) => "The access token is invalid or has expired",
+            RejectionKind::InsufficientScope { .. } => "The access token lacks the required scope",
+            RejectionKind::Forbidden => "The access token does not grant access to this resource",
+            RejectionKind::Unavailable => "Token verification is temporarily unavailable",
         }
     }
 
     /// The gRPC status code this rejection is answered with.
     pub fn grpc_code(&self) -> GrpcCode {
-        match self {
-            Rejection::MissingToken | Rejection::InvalidToken(_) => GrpcCode::Unauthenticated,
-            Rejection::AmbiguousToken => GrpcCode::InvalidArgument,
-            Rejection::InsufficientScope { .. } | Rejection::Forbidden => {
+        match &self.kind {
+            RejectionKind::MissingToken | RejectionKind::InvalidToken(_) => {
+                GrpcCode::Unauthenticated
+            }
+            RejectionKind::AmbiguousToken => GrpcCode::InvalidArgument,
+            RejectionKind::InsufficientScope { .. } | RejectionKind::Forbidden => {
                 GrpcCode::PermissionDenied
             }
-            Rejection::Unavailable => GrpcCode::Unavailable,
+            RejectionKind::Unavailable => GrpcCode::Unavailable,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Choosing the answer's form for a request, and rendering it: the
 //! default answers or the application's own renderer.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, Version};
@@ -12,14 +14,14 @@ pub(crate) type Render = dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync;
 
 /// Turns rejections into responses; shared by every request's future.
 pub(crate) struct Responder {
-    pub(crate) realm: String,
+    pub(crate) realm: Arc<str>,
     pub(crate) custom: Option<Box<Render>>,
     /// Whether gRPC and gRPC-web requests get gRPC answers at all.
     pub(crate) grpc_answers: bool,
 }
 
 impl Responder {
-    pub(crate) fn respond(&self, rejection: &Rejection, protocol: Protocol) -> Response<Bytes> {
+    pub(crate) fn respond(&self, rejection: Rejection, protocol: Protocol) -> Response<Bytes> {
         let protocol = if self.grpc_answers {
             protocol
         } else {
@@ -31,7 +33,7 @@ impl Responder {
             (_, Protocol::GrpcWeb) => rejection.to_grpc_web_response(false),
             (_, Protocol::GrpcWebText) => rejection.to_grpc_web_response(true),
             (Some(render), Protocol::Http) => {
-                let mut response = render(rejection);
+                let mut response = render(&rejection.with_realm(Arc::clone(&self.realm)));
                 // A refusal is never cacheable, unless the renderer says
                 // otherwise on purpose.
                 response

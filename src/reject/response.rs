@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
-use super::{GRPC_MESSAGE, GRPC_STATUS, Rejection};
+use super::{GRPC_MESSAGE, GRPC_STATUS, Rejection, RejectionKind};
 
 /// Seconds a client is asked to wait after a 503.
 const RETRY_AFTER_SECS: &str = "5";
@@ -56,7 +56,7 @@ impl Rejection {
         headers.insert(GRPC_STATUS, HeaderValue::from(self.grpc_code().as_i32()));
         // The descriptions are plain ASCII without '%', so no percent-encoding is needed.
         headers.insert(GRPC_MESSAGE, HeaderValue::from_static(self.description()));
-        if matches!(self, Rejection::Unavailable) {
+        if matches!(self.kind(), RejectionKind::Unavailable) {
             headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         }
         response
@@ -65,9 +65,9 @@ impl Rejection {
     /// The `WWW-Authenticate` challenge (RFC 6750 §3).
     pub fn challenge(&self, realm: &str) -> String {
         let realm = quote(realm);
-        match (self.error_code(), self) {
+        match (self.error_code(), self.kind()) {
             (None, _) => format!("Bearer realm=\"{realm}\""),
-            (Some(code), Rejection::InsufficientScope { required }) => format!(
+            (Some(code), RejectionKind::InsufficientScope { required }) => format!(
                 "Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{}\", scope=\"{}\"",
                 self.description(),
                 quote(required)
@@ -81,8 +81,8 @@ impl Rejection {
 
     fn json_body(&self) -> Bytes {
         let code = self.error_code().unwrap_or("unauthorized");
-        let body = match self {
-            Rejection::InsufficientScope { required } => serde_json::json!({
+        let body = match self.kind() {
+            RejectionKind::InsufficientScope { required } => serde_json::json!({
                 "error": code, "error_description": self.description(), "scope": required,
             }),
             _ => serde_json::json!({ "error": code, "error_description": self.description() }),
@@ -103,19 +103,21 @@ fn quote(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reject::{GrpcCode, Reason};
+    use crate::reject::{GrpcCode, Reason, RejectionKind};
 
     #[test]
     fn missing_token_challenge_has_no_error_code() {
-        let r = Rejection::MissingToken.to_http_response("api");
+        let r = Rejection::from(RejectionKind::MissingToken).to_http_response("api");
         assert_eq!(r.status(), 401);
         assert_eq!(r.headers()[WWW_AUTHENTICATE], "Bearer realm=\"api\"");
     }
 
     #[test]
     fn invalid_token_descriptions_do_not_depend_on_the_reason() {
-        let a = Rejection::InvalidToken(Reason::Signature).to_http_response("api");
-        let b = Rejection::InvalidToken(Reason::Expired).to_http_response("api");
+        let a =
+            Rejection::from(RejectionKind::InvalidToken(Reason::Signature)).to_http_response("api");
+        let b =
+            Rejection::from(RejectionKind::InvalidToken(Reason::Expired)).to_http_response("api");
         assert_eq!(a.headers(), b.headers());
         assert_eq!(a.body(), b.body());
         assert!(
@@ -128,9 +130,9 @@ mod tests {
 
     #[test]
     fn insufficient_scope_names_the_scope() {
-        let r = Rejection::InsufficientScope {
+        let r = Rejection::from(RejectionKind::InsufficientScope {
             required: "movies:write".into(),
-        };
+        });
         let http = r.to_http_response("api");
         assert_eq!(http.status(), 403);
         assert!(
@@ -145,22 +147,26 @@ mod tests {
 
     #[test]
     fn grpc_answers_are_trailers_only() {
-        let r = Rejection::Unavailable.to_grpc_response();
+        let r = Rejection::from(RejectionKind::Unavailable).to_grpc_response();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["grpc-status"], "14");
         assert_eq!(
-            Rejection::Forbidden.to_grpc_response().headers()["grpc-status"],
+            Rejection::from(RejectionKind::Forbidden)
+                .to_grpc_response()
+                .headers()["grpc-status"],
             "7"
         );
         assert_eq!(
-            Rejection::MissingToken.to_grpc_response().headers()["grpc-status"],
+            Rejection::from(RejectionKind::MissingToken)
+                .to_grpc_response()
+                .headers()["grpc-status"],
             "16"
         );
         assert!(r.body().is_empty());
-        let web = Rejection::MissingToken.to_grpc_web_response(false);
+        let web = Rejection::from(RejectionKind::MissingToken).to_grpc_web_response(false);
         assert_eq!(web.headers()[CONTENT_TYPE], "application/grpc-web+proto");
         assert_eq!(web.headers()["grpc-status"], "16");
-        let text = Rejection::MissingToken.to_grpc_web_response(true);
+        let text = Rejection::from(RejectionKind::MissingToken).to_grpc_web_response(true);
         assert_eq!(
             text.headers()[CONTENT_TYPE],
             "application/grpc-web-text+proto"
@@ -170,11 +176,11 @@ mod tests {
     #[test]
     fn every_answer_is_no_store() {
         for rejection in [
-            Rejection::MissingToken,
-            Rejection::AmbiguousToken,
-            Rejection::InvalidToken(Reason::Expired),
-            Rejection::Forbidden,
-            Rejection::Unavailable,
+            Rejection::from(RejectionKind::MissingToken),
+            Rejection::from(RejectionKind::AmbiguousToken),
+            Rejection::from(RejectionKind::InvalidToken(Reason::Expired)),
+            Rejection::from(RejectionKind::Forbidden),
+            Rejection::from(RejectionKind::Unavailable),
         ] {
             for response in [
                 rejection.to_http_response("api"),
@@ -189,10 +195,26 @@ mod tests {
     #[test]
     fn grpc_codes_are_typed_and_numbered_as_on_the_wire() {
         for (rejection, code, number) in [
-            (Rejection::MissingToken, GrpcCode::Unauthenticated, "16"),
-            (Rejection::AmbiguousToken, GrpcCode::InvalidArgument, "3"),
-            (Rejection::Forbidden, GrpcCode::PermissionDenied, "7"),
-            (Rejection::Unavailable, GrpcCode::Unavailable, "14"),
+            (
+                Rejection::from(RejectionKind::MissingToken),
+                GrpcCode::Unauthenticated,
+                "16",
+            ),
+            (
+                Rejection::from(RejectionKind::AmbiguousToken),
+                GrpcCode::InvalidArgument,
+                "3",
+            ),
+            (
+                Rejection::from(RejectionKind::Forbidden),
+                GrpcCode::PermissionDenied,
+                "7",
+            ),
+            (
+                Rejection::from(RejectionKind::Unavailable),
+                GrpcCode::Unavailable,
+                "14",
+            ),
         ] {
             assert_eq!(rejection.grpc_code(), code);
             assert_eq!(rejection.to_grpc_response().headers()[GRPC_STATUS], number);
@@ -201,7 +223,7 @@ mod tests {
 
     #[test]
     fn unavailable_asks_to_retry() {
-        let r = Rejection::Unavailable.to_http_response("api");
+        let r = Rejection::from(RejectionKind::Unavailable).to_http_response("api");
         assert_eq!(r.status(), 503);
         assert!(r.headers().contains_key(RETRY_AFTER));
     }
@@ -209,7 +231,7 @@ mod tests {
     #[test]
     fn realm_cannot_break_the_header() {
         assert_eq!(
-            Rejection::MissingToken.challenge("a\"b\\c"),
+            Rejection::from(RejectionKind::MissingToken).challenge("a\"b\\c"),
             "Bearer realm=\"abc\""
         );
     }

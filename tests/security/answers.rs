@@ -256,8 +256,8 @@ async fn custom_renderer_replaces_http_answers_but_not_grpc() {
     assert_eq!(reply.text(), "custom invalid_token");
     // The renderer is handed the precise reason the client never sees.
     assert_eq!(
-        seen.lock().unwrap().last(),
-        Some(&Rejection::InvalidToken(Reason::Expired))
+        seen.lock().unwrap().last().map(Rejection::kind),
+        Some(&RejectionKind::InvalidToken(Reason::Expired))
     );
 
     let reply = send(&layer, grpc(bearer(&expired))).await;

@@ -24,7 +24,7 @@ pub(crate) use tower_jwt_auth::issue::SigningKey;
 pub(crate) use tower_jwt_auth::revoke::{RevocationCheck, RevocationFuture};
 pub(crate) use tower_jwt_auth::{
     Algorithm, BoxError, DEFAULT_LEEWAY, DEFAULT_MAX_TOKEN_LEN, JwtAuthBuilder, JwtAuthLayer,
-    KeySet, KeyStore, Reason, RegisteredClaims, Rejection, VerifyingKey,
+    KeySet, KeyStore, Reason, RegisteredClaims, Rejection, RejectionKind, VerifyingKey,
 };
 
 pub(crate) use crate::common;
@@ -185,7 +185,7 @@ pub(crate) fn hs_layer() -> JwtAuthLayer<User> {
 /// tests about *which* check refused a token.
 pub(crate) fn with_reason_header(rejection: &Rejection) -> Response<Bytes> {
     let mut response = rejection.to_http_response("api");
-    if let Rejection::InvalidToken(reason) = rejection {
+    if let RejectionKind::InvalidToken(reason) = rejection.kind() {
         response.headers_mut().insert(
             "x-test-reason",
             HeaderValue::from_str(&format!("{reason:?}")).unwrap(),
