@@ -16,13 +16,10 @@ use crate::authenticate::{Authenticator, Predicate};
 use crate::claims::Rules;
 use crate::error::Error;
 use crate::keys::{KeySet, KeyStore, VerifyingKey};
-use crate::reject::{Rejection, Render, Responder};
+use crate::reject::{DEFAULT_REALM, Rejection, Render, Responder};
 use crate::revoke::RevocationCheck;
 use crate::service::{Config, JwtAuthLayer};
 use crate::token::{DEFAULT_MAX_TOKEN_LEN, TokenSource};
-
-/// Default `realm` of the `WWW-Authenticate` challenge.
-pub const DEFAULT_REALM: &str = "api";
 
 impl<C> JwtAuthLayer<C>
 where

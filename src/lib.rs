@@ -119,10 +119,10 @@ pub mod axum;
 
 pub use alg::Algorithm;
 pub use body::JwtAuthBody;
-pub use builder::{DEFAULT_REALM, JwtAuthBuilder};
+pub use builder::JwtAuthBuilder;
 pub use claims::{DEFAULT_LEEWAY, RegisteredClaims};
 pub use error::{BoxError, Error};
 pub use keys::{KeySet, KeyStore, VerifyingKey};
-pub use reject::{GrpcCode, Reason, Rejection, RejectionKind};
+pub use reject::{DEFAULT_REALM, GrpcCode, Reason, Rejection, RejectionKind};
 pub use service::{JwtAuth, JwtAuthLayer, ResponseFuture};
 pub use token::DEFAULT_MAX_TOKEN_LEN;

@@ -192,7 +192,20 @@ impl VerifyingKey {
     /// # Errors
     /// When the JWK is malformed, not meant for verification, or unsupported.
     pub fn from_jwk(jwk: &serde_json::Value) -> Result<Self, Error> {
-        jwk::parse(jwk, &JwkPolicy::default())
+        Self::from_jwk_with(jwk, &JwkPolicy::default())
+    }
+
+    /// One JWK under `policy`.
+    pub(crate) fn from_jwk_with(
+        jwk: &serde_json::Value,
+        policy: &JwkPolicy,
+    ) -> Result<Self, Error> {
+        let parsed = jwk::parse(jwk, policy)?;
+        let key = Self::from_decoding_key(parsed.alg, parsed.key)?;
+        Ok(match parsed.kid {
+            Some(kid) => key.with_kid(kid),
+            None => key,
+        })
     }
 
     /// Sets the key id a token's `kid` header must name to select this key.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use super::key::read;
-use super::{JwkPolicy, VerifyingKey, jwk};
+use super::{JwkPolicy, VerifyingKey};
 use crate::alg::Algorithm;
 use crate::error::Error;
 
@@ -63,11 +63,28 @@ impl KeySet {
     /// # Errors
     /// No `keys` array, or no usable key.
     pub fn from_jwks_with(jwks: &serde_json::Value, policy: &JwkPolicy) -> Result<Self, Error> {
-        let set = jwk::parse_set(jwks, policy)?;
+        let set = Self::parse_jwks(jwks, policy)?;
         if set.is_empty() {
             return Err(Error::InvalidJwk(
                 "the JWK set holds no usable signature key".into(),
             ));
+        }
+        Ok(set)
+    }
+
+    /// Every usable key of a JWK set, possibly none; unusable keys (for
+    /// encryption, of unknown types) are skipped.
+    pub(crate) fn parse_jwks(jwks: &serde_json::Value, policy: &JwkPolicy) -> Result<Self, Error> {
+        let keys = jwks
+            .get("keys")
+            .and_then(serde_json::Value::as_array)
+            .ok_or_else(|| Error::InvalidJwk("a JWK set needs a \"keys\" array".into()))?;
+        let mut set = KeySet::default();
+        for jwk in keys {
+            match VerifyingKey::from_jwk_with(jwk, policy) {
+                Ok(key) => set.push(key),
+                Err(err) => tracing::debug!(%err, "skipping JWK"),
+            }
         }
         Ok(set)
     }

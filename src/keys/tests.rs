@@ -191,3 +191,66 @@ fn store_replacement_is_seen_by_clones() {
     ]));
     assert_eq!(clone.load().len(), 1);
 }
+
+/// JWK parsing (`jwk.rs`).
+mod jwk {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const K: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+    fn key(v: Value) -> Result<VerifyingKey, Error> {
+        VerifyingKey::from_jwk_with(&v, &JwkPolicy::default())
+    }
+
+    #[test]
+    fn use_and_key_ops_are_enforced() {
+        assert!(key(json!({"kty":"oct","k":K,"use":"sig"})).is_ok());
+        assert!(key(json!({"kty":"oct","k":K,"use":"enc"})).is_err());
+        assert!(key(json!({"kty":"oct","k":K,"key_ops":["verify","sign"]})).is_ok());
+        assert!(key(json!({"kty":"oct","k":K,"key_ops":["encrypt"]})).is_err());
+        assert!(key(json!({"kty":"oct","k":K,"key_ops":["verify","verify"]})).is_err());
+        assert!(key(json!({"kty":"oct","k":K,"key_ops":"verify"})).is_err());
+    }
+
+    #[test]
+    fn alg_must_fit_the_key() {
+        assert!(key(json!({"kty":"oct","k":K,"alg":"RS256"})).is_err());
+        assert!(key(json!({"kty":"oct","k":K,"alg":"none"})).is_err());
+        // HS512 needs a 64-byte secret (RFC 7518 §3.2); K is 32 bytes.
+        assert!(key(json!({"kty":"oct","k":K,"alg":"HS512"})).is_err());
+        let k64 = URL_SAFE_NO_PAD.encode([0u8; 64]);
+        let k = key(json!({"kty":"oct","k":k64,"alg":"HS512"})).unwrap();
+        assert_eq!(k.algorithm(), Algorithm::HS512);
+    }
+
+    #[test]
+    fn weak_or_non_canonical_material_is_refused() {
+        assert!(key(json!({"kty":"oct","k":"c2hvcnQ"})).is_err());
+        assert!(key(json!({"kty":"oct","k":format!("{K}=")})).is_err());
+        assert!(key(json!({"kty":"oct","k":K.replace('A', "+")})).is_err());
+        assert!(key(json!({"kty":"OKP","crv":"Ed25519","x":"AAAA"})).is_err());
+        assert!(key(json!({"kty":"EC","crv":"P-521","x":"AA","y":"AA"})).is_err());
+        assert!(key(json!({"kty":"RSA","n":"AQAB","e":"AQAB"})).is_err());
+    }
+
+    #[test]
+    fn sets_skip_unusable_keys_and_keep_kids() {
+        let set = KeySet::parse_jwks(
+            &json!({"keys":[{"kty":"oct","k":K,"kid":"a"},{"kty":"oct","k":K,"use":"enc"},7]}),
+            &JwkPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.keys()[0].kid(), Some("a"));
+        let no_secrets = JwkPolicy::default().without_symmetric_keys();
+        assert!(
+            KeySet::parse_jwks(&json!({"keys":[{"kty":"oct","k":K}]}), &no_secrets)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

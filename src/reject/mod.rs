@@ -64,6 +64,9 @@ mod response;
 pub(crate) use respond::{Protocol, Render, Responder};
 pub(crate) use response::NO_STORE;
 
+/// Default `realm` of the `WWW-Authenticate` challenge.
+pub const DEFAULT_REALM: &str = "api";
+
 /// The gRPC trailer (trailers-only: header) carrying the status code.
 pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
@@ -243,9 +246,9 @@ impl Rejection {
     }
 
     /// The `realm` of the layer that refused the request, or
-    /// [`DEFAULT_REALM`](crate::DEFAULT_REALM) for a rejection made by hand.
+    /// [`DEFAULT_REALM`] for a rejection made by hand.
     pub fn realm(&self) -> &str {
-        self.realm.as_deref().unwrap_or(crate::DEFAULT_REALM)
+        self.realm.as_deref().unwrap_or(DEFAULT_REALM)
     }
 
     /// The same rejection, announcing `realm`.
