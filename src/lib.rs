@@ -58,7 +58,17 @@
 //!
 //! - `rust_crypto` (default): jsonwebtoken's pure-Rust backend.
 //! - `aws_lc_rs`: jsonwebtoken's AWS-LC backend; wins when both are on.
-//! - `axum`: [`axum::Claims`] extractors.
+//! - `axum`: `axum::Claims` extractors; [`Rejection`] as a response.
+//! - `issue`: `issue::SigningKey` and JWKS export, for token issuers.
+//!
+//! # Modules, along one request
+//!
+//! [`JwtAuthLayer`] wraps the inner service in [`JwtAuth`], which runs one
+//! authentication step per request: the token is found ([`token`]), its
+//! signature checked against the [`keys`], its claims read and checked, a
+//! [`revoke`] check run when configured; any failure is a [`Rejection`]
+//! answered as [`reject`] describes. [`JwtAuthBuilder`] assembles all of it
+//! once.
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,

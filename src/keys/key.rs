@@ -98,7 +98,7 @@ impl VerifyingKey {
     /// An RSA public key in PEM (`PUBLIC KEY` or `RSA PUBLIC KEY`) for one of
     /// RS256/384/512 or PS256/384/512. Every RSA key, whatever its form
     /// (PEM, DER, JWK, file), is parsed here and must have a modulus of
-    /// [`MIN_RSA_BITS`] to [`MAX_RSA_BITS`] bits and an odd exponent from 3
+    /// [`MIN_RSA_BITS`](super::MIN_RSA_BITS) to [`MAX_RSA_BITS`](super::MAX_RSA_BITS) bits and an odd exponent from 3
     /// to 2^33 − 1.
     ///
     /// # Errors
