@@ -65,7 +65,8 @@ const NAMES: [(Algorithm, &str); 12] = [
     (Algorithm::EdDSA, "EdDSA"),
 ];
 
-/// The kind of key an algorithm needs.
+/// The kind of key an algorithm needs (signing picks its key parser by it).
+#[cfg(feature = "issue")]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Family {
     Hmac,
@@ -106,6 +107,7 @@ impl Algorithm {
             .map_or("", |(_, name)| name)
     }
 
+    #[cfg(feature = "issue")]
     pub(crate) fn family(self) -> Family {
         use Algorithm::*;
         match self {
