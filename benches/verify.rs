@@ -139,7 +139,7 @@ fn bench(c: &mut Criterion) {
         let case = case(alg);
         let name = format!("{:?}", case.alg);
 
-        let mut validation = Validation::new(case.alg);
+        let mut validation = Validation::new(case.alg.name().parse().unwrap());
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.validate_nbf = true;

@@ -25,6 +25,7 @@
 
 use std::convert::Infallible;
 use std::fmt;
+use std::marker::PhantomData;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
@@ -38,19 +39,46 @@ use http::request::Parts;
 #[derive(Clone, Debug)]
 pub struct Claims<C>(pub C);
 
-/// The layer did not run for this route.
-#[derive(Debug)]
-pub struct MissingClaims;
+/// The layer did not run for this route: no `C` in the extensions. Like
+/// axum's `MissingExtension`, it names the type that was missing.
+pub struct MissingClaims<C> {
+    _claims: PhantomData<fn() -> C>,
+}
 
-impl fmt::Display for MissingClaims {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("no verified claims on this request: is JwtAuthLayer applied to this route?")
+impl<C> MissingClaims<C> {
+    fn new() -> Self {
+        MissingClaims {
+            _claims: PhantomData,
+        }
+    }
+
+    /// The name of the claims type that was asked for.
+    pub fn type_name(&self) -> &'static str {
+        std::any::type_name::<C>()
     }
 }
 
-impl std::error::Error for MissingClaims {}
+impl<C> fmt::Debug for MissingClaims<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MissingClaims")
+            .field("type", &self.type_name())
+            .finish()
+    }
+}
 
-impl IntoResponse for MissingClaims {
+impl<C> fmt::Display for MissingClaims<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no verified claims of type `{}` on this request: is JwtAuthLayer<{0}> applied to this route?",
+            self.type_name()
+        )
+    }
+}
+
+impl<C> std::error::Error for MissingClaims<C> {}
+
+impl<C> IntoResponse for MissingClaims<C> {
     fn into_response(self) -> Response {
         tracing::error!("{self}");
         (
@@ -66,7 +94,7 @@ where
     S: Send + Sync,
     C: Clone + Send + Sync + 'static,
 {
-    type Rejection = MissingClaims;
+    type Rejection = MissingClaims<C>;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
@@ -74,7 +102,7 @@ where
             .get::<C>()
             .cloned()
             .map(Claims)
-            .ok_or(MissingClaims)
+            .ok_or_else(MissingClaims::new)
     }
 }
 
@@ -95,7 +123,45 @@ where
 
 impl IntoResponse for crate::Rejection {
     fn into_response(self) -> Response {
-        self.to_http_response(crate::layer::DEFAULT_REALM)
+        self.to_http_response(self.realm())
             .map(axum_core::body::Body::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_claims_names_the_type() {
+        let missing = MissingClaims::<std::collections::BTreeMap<String, u8>>::new();
+        assert!(
+            missing
+                .to_string()
+                .contains("BTreeMap<alloc::string::String, u8>")
+        );
+        assert_eq!(missing.into_response().status(), 500);
+    }
+
+    #[test]
+    fn a_rejection_answers_with_the_realm_of_its_layer() {
+        let layer = crate::JwtAuthLayer::<serde_json::Value>::builder()
+            .hs256(b"0123456789abcdef0123456789abcdef")
+            .realm("movies")
+            .build()
+            .unwrap();
+        let rejection = layer.verify("a.b.c").unwrap_err();
+        assert_eq!(rejection.realm(), "movies");
+        let response = rejection.into_response();
+        assert_eq!(response.status(), 401);
+        let challenge = response.headers()[http::header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(
+            challenge.starts_with("Bearer realm=\"movies\""),
+            "{challenge}"
+        );
+        let by_hand = crate::Rejection::from(crate::RejectionKind::MissingToken);
+        assert_eq!(by_hand.realm(), crate::DEFAULT_REALM);
     }
 }

@@ -25,6 +25,7 @@ pub(crate) fn provider() -> &'static CryptoProvider {
     }
 }
 
+#[cfg(any(feature = "issue", test))]
 /// Makes jsonwebtoken's process-wide default usable (signing and JWK
 /// helpers read it). A default installed earlier by the application wins.
 pub(crate) fn ensure_default_installed() {

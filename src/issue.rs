@@ -21,9 +21,10 @@
 use std::fmt;
 
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, AlgorithmFamily, EncodingKey, Header};
+use jsonwebtoken::{EncodingKey, Header};
 use serde::Serialize;
 
+use crate::alg::{Algorithm, Family};
 use crate::crypto::ensure_default_installed;
 use crate::error::Error;
 use crate::keys::{KeySet, VerifyingKey};
@@ -62,8 +63,8 @@ impl SigningKey {
         der: &[u8],
     ) -> Result<Self, Error> {
         let key = match alg.family() {
-            AlgorithmFamily::Ed => EncodingKey::from_ed_der(der),
-            AlgorithmFamily::Ec => EncodingKey::from_ec_der(der),
+            Family::Ed => EncodingKey::from_ed_der(der),
+            Family::Ec => EncodingKey::from_ec_der(der),
             _ => {
                 return Err(Error::InvalidKey(format!(
                     "{alg:?} keys are not PKCS#8 EC/Ed25519 keys"
@@ -79,10 +80,10 @@ impl SigningKey {
     /// When the key does not parse or does not fit `alg`.
     pub fn from_pem(alg: Algorithm, kid: impl Into<String>, pem: &[u8]) -> Result<Self, Error> {
         let key = match alg.family() {
-            AlgorithmFamily::Ed => EncodingKey::from_ed_pem(pem),
-            AlgorithmFamily::Ec => EncodingKey::from_ec_pem(pem),
-            AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(pem),
-            AlgorithmFamily::Hmac => return Err(Error::InvalidKey("use SigningKey::hmac".into())),
+            Family::Ed => EncodingKey::from_ed_pem(pem),
+            Family::Ec => EncodingKey::from_ec_pem(pem),
+            Family::Rsa => EncodingKey::from_rsa_pem(pem),
+            Family::Hmac => return Err(Error::InvalidKey("use SigningKey::hmac".into())),
         }
         .map_err(|e| Error::InvalidKey(e.to_string()))?;
         Self::asymmetric(alg, kid.into(), key)
@@ -107,8 +108,8 @@ impl SigningKey {
 
     fn asymmetric(alg: Algorithm, kid: String, key: EncodingKey) -> Result<Self, Error> {
         ensure_default_installed();
-        let mut jwk =
-            Jwk::from_encoding_key(&key, alg).map_err(|e| Error::InvalidKey(e.to_string()))?;
+        let mut jwk = Jwk::from_encoding_key(&key, alg.to_jsonwebtoken())
+            .map_err(|e| Error::InvalidKey(e.to_string()))?;
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
         let public_jwk =
@@ -167,7 +168,7 @@ impl SigningKey {
 
     fn sign_with_typ<T: Serialize>(&self, claims: &T, typ: &str) -> Result<String, Error> {
         ensure_default_installed();
-        let mut header = Header::new(self.alg);
+        let mut header = Header::new(self.alg.to_jsonwebtoken());
         header.kid = Some(self.kid.clone());
         header.typ = Some(typ.to_owned());
         jsonwebtoken::encode(&header, claims, &self.key).map_err(signing)

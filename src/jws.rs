@@ -1,4 +1,6 @@
-//! Strict JWS compact serialization (RFC 7515 §7.1) and signature checking.
+//! Strict JWS compact serialization (RFC 7515 §7.1): splitting, canonical
+//! base64url, and the JOSE header. The signature itself is checked by the
+//! key set ([`crate::keys`]), which reads a token through this module.
 //!
 //! A token is refused before any base64 or JSON work unless it is three
 //! non-empty segments, and every segment must be canonical unpadded
@@ -12,16 +14,15 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Algorithm;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
+use crate::alg::Algorithm;
 use crate::json::{SeenKeys, Str};
-use crate::keys::KeySet;
 use crate::reject::Reason;
 
 /// Decoded headers larger than this are refused: real headers are a few
 /// dozen bytes, and the bound lets the header decode into a stack buffer.
-const MAX_HEADER_LEN: usize = 1024;
+pub(crate) const MAX_HEADER_LEN: usize = 1024;
 
 /// The three segments of a compact JWS.
 pub(crate) struct Compact<'a> {
@@ -68,6 +69,19 @@ pub(crate) fn decode_small<'b>(
     }
     let len = decode_into(segment, buf)?;
     Ok(Some(&buf[..len]))
+}
+
+/// Decodes the payload into `stack` when it fits (typical payloads do:
+/// one allocation fewer per request), onto the heap otherwise.
+pub(crate) fn decode_payload<'b>(
+    segment: &[u8],
+    stack: &'b mut [u8],
+) -> Result<Cow<'b, [u8]>, Reason> {
+    if segment.len().div_ceil(4) * 3 > stack.len() {
+        return decode(segment).map(Cow::Owned);
+    }
+    let len = decode_into(segment, stack)?;
+    Ok(Cow::Borrowed(&stack[..len]))
 }
 
 /// Decodes canonical unpadded base64url into a new vector.
@@ -147,7 +161,7 @@ impl<'de> Visitor<'de> for HeaderVisitor {
             }
         }
         let header = verdict.and_then(|()| {
-            let alg = algorithm_named(alg.as_deref().ok_or(Reason::BadHeader)?)
+            let alg = Algorithm::from_name(alg.as_deref().ok_or(Reason::BadHeader)?)
                 .ok_or(Reason::Algorithm)?;
             Ok(Header { alg, kid, typ })
         });
@@ -163,91 +177,6 @@ pub(crate) fn is_media_type(value: &str, subtype: &str) -> bool {
         _ => value,
     };
     bare.eq_ignore_ascii_case(subtype)
-}
-
-/// The algorithms this crate verifies, by JOSE name. Names are
-/// case-sensitive (RFC 7518 §3.1): `none`, `None`, `nOnE`, `hs256` are all
-/// unknown here. Shared by token headers and JWKs.
-pub(crate) fn algorithm_named(name: &str) -> Option<Algorithm> {
-    Some(match name {
-        "HS256" => Algorithm::HS256,
-        "HS384" => Algorithm::HS384,
-        "HS512" => Algorithm::HS512,
-        "RS256" => Algorithm::RS256,
-        "RS384" => Algorithm::RS384,
-        "RS512" => Algorithm::RS512,
-        "PS256" => Algorithm::PS256,
-        "PS384" => Algorithm::PS384,
-        "PS512" => Algorithm::PS512,
-        "ES256" => Algorithm::ES256,
-        "ES384" => Algorithm::ES384,
-        "EdDSA" => Algorithm::EdDSA,
-        _ => return None,
-    })
-}
-
-/// What verification yields to the claim checks.
-pub(crate) struct Verified<'a> {
-    pub(crate) compact: Compact<'a>,
-    /// Whether the header's `typ` is `at+jwt` (RFC 9068).
-    pub(crate) typ_at_jwt: bool,
-}
-
-/// Checks shape, header and signature against `keys`. Nothing about the
-/// claims is looked at before the signature holds.
-pub(crate) fn verify<'a>(token: &'a [u8], keys: &KeySet) -> Result<Verified<'a>, Reason> {
-    let compact = split(token)?;
-    // Most headers are a few dozen bytes: a small buffer to clear, and
-    // the full-size one only for the rest; longer ones are refused.
-    let mut small = [0u8; 128];
-    let mut full;
-    let json = match decode_small(compact.header, &mut small)? {
-        Some(json) => json,
-        None => {
-            full = [0u8; MAX_HEADER_LEN];
-            decode_small(compact.header, &mut full)?.ok_or(Reason::BadHeader)?
-        }
-    };
-    let header = parse_header(json)?;
-    let signature = decode(compact.signature)?;
-    // At most MAX_KEYS_TRIED verifications, whatever the set's size.
-    let mut candidates = keys
-        .candidates(header.kid.as_deref(), header.alg)
-        .peekable();
-    if candidates.peek().is_none() {
-        // Distinguish for logs only: the client sees the same answer.
-        let alg_known = keys.keys().iter().any(|k| k.algorithm() == header.alg);
-        return Err(if alg_known {
-            Reason::UnknownKey
-        } else {
-            Reason::Algorithm
-        });
-    }
-    if !candidates.any(|key| key.verify(compact.signing_input, &signature)) {
-        return Err(Reason::Signature);
-    }
-    let typ_at_jwt = header
-        .typ
-        .as_deref()
-        .is_some_and(|typ| is_media_type(typ, "at+jwt"));
-    Ok(Verified {
-        compact,
-        typ_at_jwt,
-    })
-}
-
-impl KeySet {
-    /// Verifies a compact JWS against this set and returns its decoded
-    /// payload. Only the JOSE layer is checked: shape, header rules, key
-    /// selection by `kid` and pinned `alg`, and the signature; no claims.
-    /// An empty payload is refused: RFC 7515 allows one, a JWT never has one.
-    ///
-    /// # Errors
-    /// The [`Reason`] the token was refused for.
-    pub fn verify_jws(&self, token: &str) -> Result<Vec<u8>, Reason> {
-        let verified = verify(token.as_bytes(), self)?;
-        decode(verified.compact.payload)
-    }
 }
 
 #[cfg(test)]

@@ -58,7 +58,17 @@
 //!
 //! - `rust_crypto` (default): jsonwebtoken's pure-Rust backend.
 //! - `aws_lc_rs`: jsonwebtoken's AWS-LC backend; wins when both are on.
-//! - `axum`: [`axum::Claims`] extractors.
+//! - `axum`: `axum::Claims` extractors; [`Rejection`] as a response.
+//! - `issue`: `issue::SigningKey` and JWKS export, for token issuers.
+//!
+//! # Modules, along one request
+//!
+//! [`JwtAuthLayer`] wraps the inner service in [`JwtAuth`], which runs one
+//! authentication step per request: the token is found ([`token`]), its
+//! signature checked against the [`keys`], its claims read and checked, a
+//! [`revoke`] check run when configured; any failure is a [`Rejection`]
+//! answered as [`reject`] describes. [`JwtAuthBuilder`] assembles all of it
+//! once.
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,
@@ -68,31 +78,61 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod body;
+// In the order a request meets them. rustfmt sorts adjacent `mod` lines,
+// hence one line per group.
+
+// `JwtAuthLayer`, `JwtAuth` and `ResponseFuture`.
+mod service;
+
+// `JwtAuthBuilder`: configuration assembled and checked once.
+mod builder;
+
+// The per-request pipeline: token to claims or a `Rejection`.
+mod authenticate;
+
+// Where a token is found; size limits.
+pub mod token;
+
+// The crate's own `Algorithm` and the JOSE name table.
+mod alg;
+
+// Strict compact serialization and the JOSE header.
+mod jws;
+
+// Keys, key sets (signature checks included), the key store.
+pub mod keys;
+
+// The one-pass decoder, registered claims, the claim rules.
 mod claims;
+
+// The revocation trait.
+pub mod revoke;
+
+// Rejections and their HTTP / gRPC answers.
+pub mod reject;
+
+// The response body: the inner service's or a rejection's.
+mod body;
+
+// Support: the signature backend, errors, JSON helpers.
 mod crypto;
 pub mod error;
-pub mod issue;
 mod json;
-mod jws;
-pub mod keys;
-mod layer;
-mod registered;
-pub mod reject;
-pub mod revoke;
-mod service;
-pub mod token;
-mod validate;
+
+#[cfg(feature = "issue")]
+#[cfg_attr(docsrs, doc(cfg(feature = "issue")))]
+pub mod issue;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 
+pub use alg::Algorithm;
 pub use body::JwtAuthBody;
+pub use builder::JwtAuthBuilder;
+pub use claims::{DEFAULT_LEEWAY, RegisteredClaims};
 pub use error::{BoxError, Error};
-pub use jsonwebtoken::Algorithm;
 pub use keys::{KeySet, KeyStore, VerifyingKey};
-pub use layer::{DEFAULT_MAX_TOKEN_LEN, DEFAULT_REALM, JwtAuthBuilder, JwtAuthLayer};
-pub use reject::{Reason, Rejection};
-pub use service::{JwtAuth, ResponseFuture};
-pub use validate::{DEFAULT_LEEWAY, RegisteredClaims};
+pub use reject::{DEFAULT_REALM, GrpcCode, Reason, Rejection, RejectionKind};
+pub use service::{JwtAuth, JwtAuthLayer, ResponseFuture};
+pub use token::DEFAULT_MAX_TOKEN_LEN;

@@ -33,8 +33,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::claims::RegisteredClaims;
 use crate::error::BoxError;
-use crate::validate::RegisteredClaims;
 
 /// What a [`RevocationCheck`] returns: `Ok(true)` when revoked.
 pub type RevocationFuture = Pin<Box<dyn Future<Output = Result<bool, BoxError>> + Send + 'static>>;

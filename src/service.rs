@@ -1,4 +1,7 @@
-//! [`JwtAuth`], the middleware service, and its future.
+//! The middleware, tower-http style: [`JwtAuthLayer`], the [`JwtAuth`]
+//! service it wraps around the inner service, and their [`ResponseFuture`],
+//! in that order. The checks themselves are one call into
+//! [`crate::authenticate`]; answers come from [`crate::reject`].
 
 use std::fmt;
 use std::future::Future;
@@ -8,19 +11,100 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
-use http::{Request, Response, Version};
+use http::{Request, Response};
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
+use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::authenticate::{Authenticator, Outcome};
 use crate::body::JwtAuthBody;
-use crate::layer::{Config, Outcome, Responder};
-use crate::reject::{Reason, Rejection};
+use crate::reject::{Protocol, Reason, Rejection, RejectionKind, Responder};
 use crate::revoke::RevocationFuture;
 
+/// What every clone of the layer and service shares: one allocation, one
+/// reference count per clone.
+pub(crate) struct Config<C> {
+    pub(crate) authenticator: Authenticator<C>,
+    pub(crate) responder: Arc<Responder>,
+}
+
+/// A tower [`Layer`] that authenticates requests with JSON Web Tokens.
+///
+/// On success the claims, deserialized into the application's own `C`, are
+/// inserted into the request extensions. See the [crate docs](crate) for
+/// examples and the [`JwtAuthBuilder`](crate::JwtAuthBuilder) for every
+/// option and default.
+pub struct JwtAuthLayer<C> {
+    config: Arc<Config<C>>,
+}
+
+impl<C> Clone for JwtAuthLayer<C> {
+    fn clone(&self) -> Self {
+        JwtAuthLayer {
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<C> fmt::Debug for JwtAuthLayer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth = &self.config.authenticator;
+        f.debug_struct("JwtAuthLayer")
+            .field("keys", &auth.keys)
+            .field("rules", &auth.rules)
+            .field("sources", &auth.sources)
+            .field("optional", &auth.optional)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> JwtAuthLayer<C> {
+    pub(crate) fn from_config(config: Config<C>) -> Self {
+        JwtAuthLayer {
+            config: Arc::new(config),
+        }
+    }
+}
+
+impl<C> JwtAuthLayer<C>
+where
+    C: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Verifies one token outside of a request (a WebSocket message, a
+    /// job): every check of the layer except the token's location and the
+    /// revocation check.
+    ///
+    /// # Errors
+    /// The [`Rejection`] a request carrying this token would get.
+    pub fn verify(&self, token: &str) -> Result<C, Rejection> {
+        let realm = || Arc::clone(&self.config.responder.realm);
+        let checked = self
+            .config
+            .authenticator
+            .verify(token.as_bytes())
+            .map_err(|rejection| rejection.with_realm(realm()))?;
+        match checked.denial {
+            Some(denial) => Err(denial.with_realm(realm())),
+            None => Ok(checked.claims),
+        }
+    }
+}
+
+impl<S, C> Layer<S> for JwtAuthLayer<C> {
+    type Service = JwtAuth<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        JwtAuth {
+            inner,
+            config: Arc::clone(&self.config),
+            _claims: PhantomData,
+        }
+    }
+}
+
 /// Authenticates each request before calling the inner service `S`; built
-/// by [`JwtAuthLayer`](crate::JwtAuthLayer).
+/// by [`JwtAuthLayer`].
 pub struct JwtAuth<S, C> {
     inner: S,
     config: Arc<Config<C>>,
@@ -46,14 +130,6 @@ impl<S: fmt::Debug, C> fmt::Debug for JwtAuth<S, C> {
 }
 
 impl<S, C> JwtAuth<S, C> {
-    pub(crate) fn from_config(inner: S, config: Arc<Config<C>>) -> Self {
-        JwtAuth {
-            inner,
-            config,
-            _claims: PhantomData,
-        }
-    }
-
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -67,53 +143,6 @@ impl<S, C> JwtAuth<S, C> {
     /// Unwraps the inner service.
     pub fn into_inner(self) -> S {
         self.inner
-    }
-}
-
-/// Which form a rejection takes: what the request is, as far as its
-/// transport and content type say.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Protocol {
-    /// RFC 6750 status codes and challenges.
-    Http,
-    /// gRPC over HTTP/2: HTTP 200, trailers-only, `grpc-status`.
-    Grpc,
-    /// gRPC-web, binary (`application/grpc-web`, `…+proto`), any HTTP version.
-    GrpcWeb,
-    /// gRPC-web, base64 (`application/grpc-web-text`, `…+proto`).
-    GrpcWebText,
-}
-
-/// Whether `content_type` is `media` or one of its `+suffix` / `;param`
-/// variants, ASCII case-insensitively (media types are case-insensitive).
-fn is_media(content_type: &[u8], media: &[u8]) -> bool {
-    content_type.len() >= media.len()
-        && content_type[..media.len()].eq_ignore_ascii_case(media)
-        && matches!(
-            content_type.get(media.len()),
-            None | Some(b'+' | b';' | b' ')
-        )
-}
-
-/// The content type alone is the client's word, so it never turns an
-/// answer into HTTP 200 by itself: gRPC answers need HTTP/2 (gRPC runs on
-/// nothing else), and only gRPC-web, which is meant to run over HTTP/1.1,
-/// gets them on any version. Everything else is answered over HTTP, so
-/// whatever judges by the status (an `auth_request` proxy, a cache) sees
-/// the refusal.
-pub(crate) fn protocol<B>(request: &Request<B>) -> Protocol {
-    let Some(content_type) = request.headers().get(CONTENT_TYPE) else {
-        return Protocol::Http;
-    };
-    let content_type = content_type.as_bytes();
-    if is_media(content_type, b"application/grpc-web-text") {
-        Protocol::GrpcWebText
-    } else if is_media(content_type, b"application/grpc-web") {
-        Protocol::GrpcWeb
-    } else if request.version() == Version::HTTP_2 && is_media(content_type, b"application/grpc") {
-        Protocol::Grpc
-    } else {
-        Protocol::Http
     }
 }
 
@@ -131,9 +160,13 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        let outcome = self
+            .config
+            .authenticator
+            .authenticate(request.headers(), request.uri());
         // The answer's form is only worked out for a request that may be
         // refused: nothing more on the path of a valid token.
-        let kind = match self.config.authenticate(request.headers(), request.uri()) {
+        let kind = match outcome {
             Outcome::Anonymous => Kind::Inner {
                 future: self.inner.call(request),
             },
@@ -145,15 +178,9 @@ where
             }
             Outcome::Revocable {
                 claims,
-                registered,
+                check,
                 denial,
             } => {
-                let check = self
-                    .config
-                    .revocation
-                    .as_ref()
-                    .expect("registered claims are only kept for a revocation check")
-                    .is_revoked(&registered);
                 request.extensions_mut().insert(claims);
                 // The ready service goes with the request; a clone stays for
                 // the next poll_ready (the axum `from_fn` pattern).
@@ -162,7 +189,7 @@ where
                 Kind::Checking {
                     check,
                     denial,
-                    protocol: protocol(&request),
+                    protocol: Protocol::of(&request),
                     pending: Some((service, request)),
                     responder: Arc::clone(&self.config.responder),
                 }
@@ -171,7 +198,7 @@ where
                 response: Some(
                     self.config
                         .responder
-                        .respond(&rejection, protocol(&request)),
+                        .respond(rejection, Protocol::of(&request)),
                 ),
             },
         };
@@ -249,15 +276,15 @@ where
                 } => {
                     let rejection = match ready!(check.as_mut().poll(cx)) {
                         Ok(false) => denial.take(),
-                        Ok(true) => Some(Rejection::InvalidToken(Reason::Revoked)),
+                        Ok(true) => Some(RejectionKind::InvalidToken(Reason::Revoked).into()),
                         Err(err) => {
                             tracing::warn!(error = %err, "revocation check failed");
-                            Some(Rejection::Unavailable)
+                            Some(RejectionKind::Unavailable.into())
                         }
                     };
                     match rejection {
                         Some(rejection) => Kind::Rejected {
-                            response: Some(responder.respond(&rejection, *protocol)),
+                            response: Some(responder.respond(rejection, *protocol)),
                         },
                         None => {
                             let (mut service, request) =
@@ -271,51 +298,5 @@ where
             };
             kind.set(next);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn kind(version: Version, content_type: &str) -> Protocol {
-        let request = Request::builder()
-            .version(version)
-            .header(CONTENT_TYPE, content_type)
-            .body(())
-            .unwrap();
-        protocol(&request)
-    }
-
-    #[test]
-    fn grpc_answers_need_http2_or_grpc_web() {
-        use Protocol::*;
-        for (version, content_type, expected) in [
-            (Version::HTTP_2, "application/grpc", Grpc),
-            (Version::HTTP_2, "application/grpc+proto", Grpc),
-            (Version::HTTP_2, "Application/GRPC+json", Grpc),
-            (Version::HTTP_11, "application/grpc", Http),
-            (Version::HTTP_11, "application/grpc+proto", Http),
-            (Version::HTTP_10, "application/grpc", Http),
-            (Version::HTTP_2, "application/grpcx", Http),
-            (Version::HTTP_2, "application/json", Http),
-            (Version::HTTP_11, "application/grpc-web", GrpcWeb),
-            (Version::HTTP_11, "application/grpc-web+proto", GrpcWeb),
-            (Version::HTTP_2, "application/grpc-web+proto", GrpcWeb),
-            (Version::HTTP_11, "application/grpc-web-text", GrpcWebText),
-            (
-                Version::HTTP_11,
-                "application/grpc-web-text+proto",
-                GrpcWebText,
-            ),
-            (Version::HTTP_11, "application/grpc-webx", Http),
-        ] {
-            assert_eq!(
-                kind(version, content_type),
-                expected,
-                "{version:?} {content_type}"
-            );
-        }
-        assert_eq!(protocol(&Request::new(())), Http);
     }
 }

@@ -34,6 +34,9 @@
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, HeaderName, Uri};
 
+/// Default maximum token length in bytes, checked before any decoding.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+
 /// One place a token may be carried.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -42,7 +42,7 @@ const DEVIATIONS: &[(u64, &str, &str)] = &[
         346,
         "refused: algorithm not accepted",
         "upstream: the group's JWK says \"alg\":\"PS256\" but the token (RFC 7520 Figure 20) is \
-         PS384; we pin every key to its JWK's alg (SECURITY.md item 22)",
+         PS384; we pin every key to its JWK's alg (docs/security-checklist.md §5.1)",
     ),
     (
         350,
@@ -75,7 +75,7 @@ const DEVIATIONS: &[(u64, &str, &str)] = &[
         372,
         "refused",
         "upstream: marked valid although the header segment contains '?', outside base64url; \
-         strict base64url refuses it (SECURITY.md item 4)",
+         strict base64url refuses it (docs/security-checklist.md §2.1)",
     ),
     (
         373,

@@ -11,9 +11,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use jsonwebtoken::DecodingKey;
 use jsonwebtoken::crypto::JwtVerifier;
-use jsonwebtoken::{Algorithm, DecodingKey};
 
+use crate::alg::Algorithm;
 use crate::crypto::provider;
 
 /// Above this many cached verifiers a thread starts over; far more than any
@@ -59,7 +60,7 @@ pub(crate) fn verify(
         if let Some(verifier) = verifiers.get(&id) {
             return verifier.verify(message, signature).is_ok();
         }
-        let Ok(verifier) = (provider().verifier_factory)(&alg, key) else {
+        let Ok(verifier) = (provider().verifier_factory)(&alg.to_jsonwebtoken(), key) else {
             return false;
         };
         let ok = verifier.verify(message, signature).is_ok();
@@ -72,7 +73,7 @@ pub(crate) fn verify(
     match cached {
         Ok(ok) => ok,
         // The thread is shutting down and its cache is gone: verify uncached.
-        Err(_) => (provider().verifier_factory)(&alg, key)
+        Err(_) => (provider().verifier_factory)(&alg.to_jsonwebtoken(), key)
             .map(|verifier| verifier.verify(message, signature).is_ok())
             .unwrap_or(false),
     }
@@ -80,5 +81,5 @@ pub(crate) fn verify(
 
 /// Builds a verifier once, to reject unusable keys at configuration time.
 pub(crate) fn check_usable(alg: Algorithm, key: &DecodingKey) -> bool {
-    (provider().verifier_factory)(&alg, key).is_ok()
+    (provider().verifier_factory)(&alg.to_jsonwebtoken(), key).is_ok()
 }

@@ -4,10 +4,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::DecodingKey;
 use serde_json::{Map, Value};
 
-use super::{KeySet, VerifyingKey, min_hmac_secret_len, rsa};
+use super::{min_hmac_secret_len, rsa};
+use crate::alg::Algorithm;
 use crate::error::Error;
 
 /// How JWKs without an `alg` member are pinned, and which key types a set
@@ -21,8 +22,9 @@ pub struct JwkPolicy {
     /// Algorithm for `oct` (HMAC) keys without `alg`. Default `Some(HS256)`.
     pub oct_default: Option<Algorithm>,
     /// Whether symmetric (`oct`) keys are accepted at all. Default `true`;
-    /// a set fetched from a public URL should never carry secrets, and
-    /// remote sources turn this off.
+    /// a set the application fetched from a public URL should never carry
+    /// secrets: parse it with [`JwkPolicy::without_symmetric_keys`]. (The
+    /// crate fetches nothing itself.)
     pub allow_symmetric: bool,
     /// Smallest RSA modulus accepted, in bits. Default 2048 (RFC 7518
     /// §3.3); it can only raise [`MIN_RSA_BITS`](super::MIN_RSA_BITS), which
@@ -50,22 +52,16 @@ impl JwkPolicy {
     }
 }
 
-pub(super) fn parse_set(jwks: &Value, policy: &JwkPolicy) -> Result<KeySet, Error> {
-    let keys = jwks
-        .get("keys")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::InvalidJwk("a JWK set needs a \"keys\" array".into()))?;
-    let mut set = KeySet::default();
-    for jwk in keys {
-        match parse(jwk, policy) {
-            Ok(key) => set.push(key),
-            Err(err) => tracing::debug!(%err, "skipping JWK"),
-        }
-    }
-    Ok(set)
+/// A JWK's key material, pinned algorithm and `kid`, checked against the
+/// JWK's own members; [`VerifyingKey::from_jwk`](super::VerifyingKey::from_jwk)
+/// makes the key.
+pub(super) struct Parsed<'a> {
+    pub(super) alg: Algorithm,
+    pub(super) key: DecodingKey,
+    pub(super) kid: Option<&'a str>,
 }
 
-pub(super) fn parse(jwk: &Value, policy: &JwkPolicy) -> Result<VerifyingKey, Error> {
+pub(super) fn parse<'a>(jwk: &'a Value, policy: &JwkPolicy) -> Result<Parsed<'a>, Error> {
     let jwk = jwk
         .as_object()
         .ok_or_else(|| bad("a JWK must be a JSON object"))?;
@@ -80,11 +76,8 @@ pub(super) fn parse(jwk: &Value, policy: &JwkPolicy) -> Result<VerifyingKey, Err
         "oct" => return Err(bad("symmetric keys are not accepted from this source")),
         other => return Err(bad(format!("unsupported key type {other:?}"))),
     };
-    let key = VerifyingKey::from_decoding_key(alg, key)?;
-    Ok(match str_member(jwk, "kid")? {
-        Some(kid) => key.with_kid(kid),
-        None => key,
-    })
+    let kid = str_member(jwk, "kid")?;
+    Ok(Parsed { alg, key, kid })
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -136,7 +129,7 @@ fn check_intended_for_verification(jwk: &Map<String, Value>) -> Result<(), Error
 }
 
 fn parse_alg(name: &str) -> Result<Algorithm, Error> {
-    crate::jws::algorithm_named(name).ok_or_else(|| bad(format!("unsupported \"alg\" {name:?}")))
+    Algorithm::from_name(name).ok_or_else(|| bad(format!("unsupported \"alg\" {name:?}")))
 }
 
 fn rsa(
@@ -213,64 +206,4 @@ fn oct(
         return Err(Error::WeakSecret { len: k.len() });
     }
     Ok((alg, DecodingKey::from_secret(&k)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    const K: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-
-    fn key(v: Value) -> Result<VerifyingKey, Error> {
-        parse(&v, &JwkPolicy::default())
-    }
-
-    #[test]
-    fn use_and_key_ops_are_enforced() {
-        assert!(key(json!({"kty":"oct","k":K,"use":"sig"})).is_ok());
-        assert!(key(json!({"kty":"oct","k":K,"use":"enc"})).is_err());
-        assert!(key(json!({"kty":"oct","k":K,"key_ops":["verify","sign"]})).is_ok());
-        assert!(key(json!({"kty":"oct","k":K,"key_ops":["encrypt"]})).is_err());
-        assert!(key(json!({"kty":"oct","k":K,"key_ops":["verify","verify"]})).is_err());
-        assert!(key(json!({"kty":"oct","k":K,"key_ops":"verify"})).is_err());
-    }
-
-    #[test]
-    fn alg_must_fit_the_key() {
-        assert!(key(json!({"kty":"oct","k":K,"alg":"RS256"})).is_err());
-        assert!(key(json!({"kty":"oct","k":K,"alg":"none"})).is_err());
-        // HS512 needs a 64-byte secret (RFC 7518 §3.2); K is 32 bytes.
-        assert!(key(json!({"kty":"oct","k":K,"alg":"HS512"})).is_err());
-        let k64 = URL_SAFE_NO_PAD.encode([0u8; 64]);
-        let k = key(json!({"kty":"oct","k":k64,"alg":"HS512"})).unwrap();
-        assert_eq!(k.algorithm(), Algorithm::HS512);
-    }
-
-    #[test]
-    fn weak_or_non_canonical_material_is_refused() {
-        assert!(key(json!({"kty":"oct","k":"c2hvcnQ"})).is_err());
-        assert!(key(json!({"kty":"oct","k":format!("{K}=")})).is_err());
-        assert!(key(json!({"kty":"oct","k":K.replace('A', "+")})).is_err());
-        assert!(key(json!({"kty":"OKP","crv":"Ed25519","x":"AAAA"})).is_err());
-        assert!(key(json!({"kty":"EC","crv":"P-521","x":"AA","y":"AA"})).is_err());
-        assert!(key(json!({"kty":"RSA","n":"AQAB","e":"AQAB"})).is_err());
-    }
-
-    #[test]
-    fn sets_skip_unusable_keys_and_keep_kids() {
-        let set = parse_set(
-            &json!({"keys":[{"kty":"oct","k":K,"kid":"a"},{"kty":"oct","k":K,"use":"enc"},7]}),
-            &JwkPolicy::default(),
-        )
-        .unwrap();
-        assert_eq!(set.len(), 1);
-        assert_eq!(set.keys()[0].kid(), Some("a"));
-        let no_secrets = JwkPolicy::default().without_symmetric_keys();
-        assert!(
-            parse_set(&json!({"keys":[{"kty":"oct","k":K}]}), &no_secrets)
-                .unwrap()
-                .is_empty()
-        );
-    }
 }

@@ -1,6 +1,6 @@
 //! Claim rules, checked only after the signature holds.
 //!
-//! Registered claims are read strictly by [`crate::registered`], whatever
+//! Registered claims are read strictly by [`super::registered`], whatever
 //! the application's claims type contains: a claim of the wrong JSON type
 //! is a rejection, never "absent" (jsonwebtoken's behaviour).
 //!
@@ -17,33 +17,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::registered::Claims;
+use super::registered::Registered;
 use crate::reject::Reason;
 
 /// The default clock-skew allowance.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
-
-/// The registered claims of a verified token (RFC 7519 §4.1), owned, as
-/// handed to a [`RevocationCheck`](crate::revoke::RevocationCheck).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RegisteredClaims {
-    /// `iss`.
-    pub iss: Option<String>,
-    /// `sub`.
-    pub sub: Option<String>,
-    /// `jti`.
-    pub jti: Option<String>,
-    /// `sid`, the OpenID Connect session id: lets a store revoke every
-    /// token of a session (or refresh-token family) at once.
-    pub sid: Option<String>,
-    /// `exp`, seconds since the epoch.
-    pub exp: Option<i64>,
-    /// `nbf`, seconds since the epoch.
-    pub nbf: Option<i64>,
-    /// `iat`, seconds since the epoch.
-    pub iat: Option<i64>,
-}
 
 /// The configured rules, assembled once by the builder.
 #[derive(Clone, Debug)]
@@ -84,7 +62,7 @@ impl Rules {
     /// Applies every rule but the scope check.
     pub(crate) fn check(
         &self,
-        claims: &Claims<'_>,
+        claims: &Registered<'_>,
         typ_at_jwt: bool,
         now: u64,
     ) -> Result<(), Reason> {
@@ -141,7 +119,7 @@ impl Rules {
 
     /// The first required scope the token lacks, as the space-separated
     /// list to announce.
-    pub(crate) fn missing_scope(&self, claims: &Claims<'_>) -> Option<String> {
+    pub(crate) fn missing_scope(&self, claims: &Registered<'_>) -> Option<String> {
         if self.scopes.iter().all(|s| claims.has_scope(s)) {
             None
         } else {
@@ -153,7 +131,7 @@ impl Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registered::parse;
+    use crate::claims::registered::parse;
 
     const NOW: u64 = 1_700_000_000;
 

@@ -1,5 +1,5 @@
-//! One pass over the payload for both the application's claims type and
-//! the registered-claim checks.
+//! The one-pass decoder: one read of the payload for both the
+//! application's claims type and the registered-claim checks.
 //!
 //! The application's `Deserialize` runs on a thin wrapper around
 //! serde_json's deserializer. Top-level member names are shown to an
@@ -17,15 +17,15 @@ use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, forward_to_deserialize_any};
 
+use super::registered::{self, Field, Observer, Registered};
 use crate::json::Str;
-use crate::registered::{self, Claims, Field, Observer};
 use crate::reject::Reason;
 
 /// Deserializes `C` and the registered claims from one payload.
 pub(crate) fn decode<'p, C: Deserialize<'p>>(
     payload: &'p [u8],
     required: &[String],
-) -> Result<(C, Claims<'p>), Reason> {
+) -> Result<(C, Registered<'p>), Reason> {
     // Validating UTF-8 once lets serde_json skip it for every string.
     let text = std::str::from_utf8(payload).map_err(|_| Reason::BadClaims)?;
     let mut watch = Watch {
@@ -379,7 +379,7 @@ mod tests {
         let required = vec!["roles".to_owned()];
         assert!(decode::<App>(GOOD, &required).is_ok());
         let (_, claims) = decode::<App>(br#"{"sub":"u","exp":1800000000}"#, &required).unwrap();
-        let rules = crate::validate::Rules {
+        let rules = crate::claims::Rules {
             required,
             leeway: 0,
             ..Default::default()

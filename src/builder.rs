@@ -1,6 +1,6 @@
-//! [`JwtAuthLayer`] and its builder: the one place configuration is
-//! assembled. Everything is prepared here, once: keys parsed and pinned to
-//! their algorithms, rules fixed, so a request only reads.
+//! [`JwtAuthBuilder`]: the one place configuration is assembled and
+//! checked, synchronously. Everything is prepared here, once (keys parsed
+//! and pinned to their algorithms, rules fixed), so a request only reads.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -8,218 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::CACHE_CONTROL;
-use http::{HeaderMap, HeaderName, HeaderValue, Response, Uri};
-use jsonwebtoken::Algorithm;
+use http::{HeaderName, Response};
 use serde::de::DeserializeOwned;
-use tower_layer::Layer;
 
-use crate::claims;
+use crate::alg::Algorithm;
+use crate::authenticate::{Authenticator, Predicate};
+use crate::claims::Rules;
 use crate::error::Error;
-use crate::jws;
 use crate::keys::{KeySet, KeyStore, VerifyingKey};
-use crate::reject::{NO_STORE, Reason, Rejection};
+use crate::reject::{DEFAULT_REALM, Rejection, Render, Responder};
 use crate::revoke::RevocationCheck;
-use crate::service::{JwtAuth, Protocol};
-use crate::token::{self, Found, TokenSource};
-use crate::validate::{self, RegisteredClaims, Rules};
-
-/// Default maximum token length in bytes, checked before any decoding.
-pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
-
-/// Default `realm` of the `WWW-Authenticate` challenge.
-pub const DEFAULT_REALM: &str = "api";
-
-type Predicate<C> = Box<dyn Fn(&C) -> bool + Send + Sync>;
-type Render = dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync;
-
-/// Turns rejections into responses; shared by every request's future.
-pub(crate) struct Responder {
-    realm: String,
-    custom: Option<Box<Render>>,
-    /// Whether gRPC and gRPC-web requests get gRPC answers at all.
-    grpc_answers: bool,
-}
-
-impl Responder {
-    pub(crate) fn respond(&self, rejection: &Rejection, protocol: Protocol) -> Response<Bytes> {
-        let protocol = if self.grpc_answers {
-            protocol
-        } else {
-            Protocol::Http
-        };
-        tracing::debug!(%rejection, ?protocol, "request rejected");
-        match (&self.custom, protocol) {
-            (_, Protocol::Grpc) => rejection.to_grpc_response(),
-            (_, Protocol::GrpcWeb) => rejection.to_grpc_web_response(false),
-            (_, Protocol::GrpcWebText) => rejection.to_grpc_web_response(true),
-            (Some(render), Protocol::Http) => {
-                let mut response = render(rejection);
-                // A refusal is never cacheable, unless the renderer says
-                // otherwise on purpose.
-                response
-                    .headers_mut()
-                    .entry(CACHE_CONTROL)
-                    .or_insert(HeaderValue::from_static(NO_STORE));
-                response
-            }
-            (None, Protocol::Http) => rejection.to_http_response(&self.realm),
-        }
-    }
-}
-
-/// The assembled configuration, shared by every clone of the layer and
-/// service.
-pub(crate) struct Config<C> {
-    keys: KeyStore,
-    rules: Rules,
-    sources: Vec<TokenSource>,
-    optional: bool,
-    max_token_len: usize,
-    claim_rules: Vec<Predicate<C>>,
-    authorize: Vec<Predicate<C>>,
-    pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
-    pub(crate) responder: Arc<Responder>,
-}
-
-/// What authenticating a request concluded.
-pub(crate) enum Outcome<C> {
-    /// No token on an optional route.
-    Anonymous,
-    /// Verified and authorized claims (no revocation check configured).
-    Verified(C),
-    /// Verified claims still to be looked up in the revocation store. The
-    /// authorization verdict is already known but only answered once the
-    /// store said the token is live: a revoked token is invalid (401)
-    /// before it is forbidden (403).
-    Revocable {
-        claims: C,
-        registered: RegisteredClaims,
-        denial: Option<Rejection>,
-    },
-    Rejected(Rejection),
-}
-
-/// A token whose signature and claims hold.
-struct Checked<C> {
-    claims: C,
-    /// Kept only when a revocation check must run.
-    registered: Option<RegisteredClaims>,
-    /// The scope or authorization rule the token fails, if any.
-    denial: Option<Rejection>,
-}
-
-impl<C: DeserializeOwned> Config<C> {
-    pub(crate) fn authenticate(&self, headers: &HeaderMap, uri: &Uri) -> Outcome<C> {
-        match token::find(&self.sources, headers, uri) {
-            Found::Nothing if self.optional => Outcome::Anonymous,
-            Found::Nothing => Outcome::Rejected(Rejection::MissingToken),
-            Found::Ambiguous => Outcome::Rejected(Rejection::AmbiguousToken),
-            Found::Token(token) => match self.verify(token) {
-                Ok(Checked {
-                    claims,
-                    registered: Some(registered),
-                    denial,
-                }) => Outcome::Revocable {
-                    claims,
-                    registered,
-                    denial,
-                },
-                Ok(Checked {
-                    claims,
-                    registered: None,
-                    denial: None,
-                }) => Outcome::Verified(claims),
-                Ok(Checked {
-                    denial: Some(denial),
-                    ..
-                }) => Outcome::Rejected(denial),
-                Err(rejection) => Outcome::Rejected(rejection),
-            },
-        }
-    }
-
-    /// Every check but the revocation store, in this order: size, keys,
-    /// signature, registered claims, claim rules (all 401), then scopes and
-    /// authorization rules (403), whose verdict is returned rather than
-    /// answered so that a revocation check can take precedence.
-    fn verify(&self, token: &[u8]) -> Result<Checked<C>, Rejection> {
-        let invalid = Rejection::InvalidToken;
-        if token.len() > self.max_token_len {
-            return Err(invalid(Reason::TooLarge));
-        }
-        let keys = self.keys.guard();
-        // An empty store has not been loaded yet (or its source is down):
-        // that is the server's problem, not the token's (503, not 401).
-        if keys.is_empty() {
-            return Err(Rejection::Unavailable);
-        }
-        let verified = jws::verify(token, &keys).map_err(invalid)?;
-        // Typical payloads fit on the stack: one allocation fewer per request.
-        let mut stack = [0u8; 1024];
-        let heap;
-        let payload =
-            match jws::decode_small(verified.compact.payload, &mut stack).map_err(invalid)? {
-                Some(payload) => payload,
-                None => {
-                    heap = jws::decode(verified.compact.payload).map_err(invalid)?;
-                    &heap[..]
-                }
-            };
-        let (claims, registered) =
-            claims::decode::<C>(payload, &self.rules.required).map_err(invalid)?;
-        self.rules
-            .check(&registered, verified.typ_at_jwt, validate::now())
-            .map_err(invalid)?;
-        if !self.claim_rules.iter().all(|rule| rule(&claims)) {
-            return Err(invalid(Reason::ClaimsRule));
-        }
-        let denial = if let Some(required) = self.rules.missing_scope(&registered) {
-            Some(Rejection::InsufficientScope { required })
-        } else if !self.authorize.iter().all(|rule| rule(&claims)) {
-            Some(Rejection::Forbidden)
-        } else {
-            None
-        };
-        let registered = self
-            .revocation
-            .is_some()
-            .then(|| registered.to_registered());
-        Ok(Checked {
-            claims,
-            registered,
-            denial,
-        })
-    }
-}
-
-/// A tower [`Layer`] that authenticates requests with JSON Web Tokens.
-///
-/// On success the claims, deserialized into the application's own `C`, are
-/// inserted into the request extensions. See the [crate docs](crate) for
-/// examples and the [`JwtAuthBuilder`] for every option and default.
-pub struct JwtAuthLayer<C> {
-    config: Arc<Config<C>>,
-}
-
-impl<C> Clone for JwtAuthLayer<C> {
-    fn clone(&self) -> Self {
-        JwtAuthLayer {
-            config: Arc::clone(&self.config),
-        }
-    }
-}
-
-impl<C> fmt::Debug for JwtAuthLayer<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtAuthLayer")
-            .field("keys", &self.config.keys)
-            .field("rules", &self.config.rules)
-            .field("sources", &self.config.sources)
-            .field("optional", &self.config.optional)
-            .finish_non_exhaustive()
-    }
-}
+use crate::service::{Config, JwtAuthLayer};
+use crate::token::{DEFAULT_MAX_TOKEN_LEN, TokenSource};
 
 impl<C> JwtAuthLayer<C>
 where
@@ -228,28 +28,6 @@ where
     /// Starts a configuration.
     pub fn builder() -> JwtAuthBuilder<C> {
         JwtAuthBuilder::new()
-    }
-
-    /// Verifies one token outside of a request (a WebSocket message, a
-    /// job): every check of the layer except the token's location and the
-    /// revocation check.
-    ///
-    /// # Errors
-    /// The [`Rejection`] a request carrying this token would get.
-    pub fn verify(&self, token: &str) -> Result<C, Rejection> {
-        let checked = self.config.verify(token.as_bytes())?;
-        match checked.denial {
-            Some(denial) => Err(denial),
-            None => Ok(checked.claims),
-        }
-    }
-}
-
-impl<S, C> Layer<S> for JwtAuthLayer<C> {
-    type Service = JwtAuth<S, C>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        JwtAuth::from_config(inner, Arc::clone(&self.config))
     }
 }
 
@@ -595,8 +373,8 @@ where
         if self.rules.required.len() > 64 {
             return Err(Error::Config("at most 64 required claims".into()));
         }
-        Ok(JwtAuthLayer {
-            config: Arc::new(Config {
+        Ok(JwtAuthLayer::from_config(Config {
+            authenticator: Authenticator {
                 keys,
                 rules: self.rules,
                 sources: self.sources,
@@ -605,12 +383,12 @@ where
                 claim_rules: self.claim_rules,
                 authorize: self.authorize,
                 revocation: self.revocation,
-                responder: Arc::new(Responder {
-                    realm: self.realm,
-                    custom: self.render,
-                    grpc_answers: self.grpc_answers,
-                }),
+            },
+            responder: Arc::new(Responder {
+                realm: self.realm.into(),
+                custom: self.render,
+                grpc_answers: self.grpc_answers,
             }),
-        })
+        }))
     }
 }
