@@ -4,13 +4,11 @@
 
 mod common;
 
-use common::{Backend, Service, TestDb, error_of};
+use common::{Backend, PASSWORD, Service, TestDb, error_of};
 use reqwest::StatusCode;
 use serde_json::json;
 
 on_both_backends!(bad_input_gets_clear_json_errors,);
-
-const PASSWORD: &str = "correct horse battery staple";
 
 /// Bodies each refused with a clear status: (path, content type, body,
 /// expected status).

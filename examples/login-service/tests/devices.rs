@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Backend, Service, TestDb, error_of};
+use common::{Backend, PASSWORD, Service, TestDb, error_of, retry_after_of};
 use reqwest::{Response, StatusCode};
 use serde_json::json;
 
@@ -14,16 +14,6 @@ on_both_backends!(
     a_stolen_device_cookie_does_not_bypass_the_password,
     a_forged_or_tampered_device_cookie_is_untrusted,
 );
-
-const PASSWORD: &str = "correct horse battery staple";
-
-fn retry_after_of(response: &Response) -> u64 {
-    response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
 
 /// Logs in, optionally presenting `cookie` (`name=value`); returns the
 /// response.

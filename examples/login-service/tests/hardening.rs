@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Backend, Service, TestDb, error_of};
+use common::{Backend, PASSWORD, Service, TestDb, error_of};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sqlx::Row;
@@ -18,8 +18,6 @@ on_both_backends!(
     denylist_and_session_rows_outlive_exp_by_the_verifier_leeway,
     every_response_says_nosniff_and_nothing_can_be_framed,
 );
-
-const PASSWORD: &str = "correct horse battery staple";
 
 fn now() -> i64 {
     SystemTime::now()

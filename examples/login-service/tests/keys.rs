@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{Backend, Service, TestDb};
+use common::{Backend, PASSWORD, Service, TestDb};
 use login_service::kek::Kek;
 use login_service::{App, Config};
 use reqwest::StatusCode;
@@ -26,8 +26,6 @@ on_both_backends!(
     kek_rewrap_cli_reencrypts_keys_and_old_tokens_still_verify,
     retired_keys_are_pruned_after_the_retention_and_not_before,
 );
-
-const PASSWORD: &str = "correct horse battery staple";
 
 /// PKCS#8 v1 of an Ed25519 key (RFC 8410), before the 32-byte seed.
 const ED25519_PKCS8_PREFIX: [u8; 16] = [

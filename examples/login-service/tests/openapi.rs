@@ -6,11 +6,10 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Backend, Service, TestDb, cli_add_user};
+use common::{Backend, PASSWORD, Service, TestDb, cli_add_user};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "correct horse battery staple";
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 /// The routes of the service as its specification lists them, and whether

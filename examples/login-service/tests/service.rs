@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, Service, TestDb, cli_add_user, error_of};
+use common::{Backend, PASSWORD, Service, TestDb, claims_of, cli_add_user, error_of, header_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -15,26 +15,6 @@ on_both_backends!(
     movies_are_public_to_read_and_need_movies_write_to_change,
     registration_can_be_switched_off,
 );
-
-const PASSWORD: &str = "correct horse battery staple";
-
-/// The JSON in part `index` of a compact JWT: 0 the header, 1 the claims.
-fn token_part(token: &str, index: usize) -> Value {
-    use base64::Engine;
-    let part = token.split('.').nth(index).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-fn claims_of(token: &str) -> Value {
-    token_part(token, 1)
-}
-
-fn header_of(token: &str) -> Value {
-    token_part(token, 0)
-}
 
 async fn session_lifecycle_register_login_me_refresh_reuse_logout(backend: Backend) {
     let db = TestDb::new(backend).await;

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, Service, TestDb, error_of};
+use common::{Backend, PASSWORD, Service, TestDb, error_of, retry_after_of};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -19,16 +19,6 @@ on_both_backends!(
     registration_flood_from_one_address_gets_429_after_the_limit,
     address_limits_key_on_the_forwarded_client_only_behind_a_trusted_proxy,
 );
-
-const PASSWORD: &str = "correct horse battery staple";
-
-fn retry_after_of(response: &Response) -> u64 {
-    response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
 
 async fn failed_logins_are_throttled_per_account_and_the_lockout_ends(backend: Backend) {
     let db = TestDb::new(backend).await;

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::PASSWORD;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,8 +21,6 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, 
 use reqwest::StatusCode;
 use serde_json::json;
 use sqlx::Row;
-
-const PASSWORD: &str = "correct horse battery staple";
 
 /// A CA: its certificate (PEM) and what signs with it.
 struct Ca {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Backend, Service, TestDb};
+use common::{Backend, PASSWORD, Service, TestDb, header_of};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -16,22 +16,6 @@ on_both_backends!(
     key_rotation_publishes_both_keys_and_old_tokens_keep_working,
     instances_on_one_database_share_keys_and_revocations,
 );
-
-const PASSWORD: &str = "correct horse battery staple";
-
-/// The JSON in part `index` of a compact JWT: 0 the header, 1 the claims.
-fn token_part(token: &str, index: usize) -> Value {
-    use base64::Engine;
-    let part = token.split('.').nth(index).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
-fn header_of(token: &str) -> Value {
-    token_part(token, 0)
-}
 
 /// `token` with one character of its signature changed.
 fn with_other_signature(token: &str) -> String {

@@ -48,6 +48,36 @@ macro_rules! on_both_backends {
     };
 }
 
+/// The password every test account is registered with.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The seconds of a 429's `Retry-After`.
+pub fn retry_after_of(response: &Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The JSON in part `index` of a compact JWT: 0 the header, 1 the claims.
+pub fn token_part(token: &str, index: usize) -> Value {
+    use base64::Engine;
+    let part = token.split('.').nth(index).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+pub fn claims_of(token: &str) -> Value {
+    token_part(token, 1)
+}
+
+pub fn header_of(token: &str) -> Value {
+    token_part(token, 0)
+}
+
 pub fn postgres_url() -> Option<String> {
     std::env::var("DATABASE_URL")
         .ok()
