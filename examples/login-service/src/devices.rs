@@ -25,7 +25,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::kek::{self, Kek};
-use crate::store::{Store, now};
+use crate::store::{Store, now, secs};
 
 pub const COOKIE_NAME: &str = "login_device";
 /// What the secret is sealed for (the AEAD's associated data), as a
@@ -81,7 +81,7 @@ impl DeviceCookies {
             secret: secret.into(),
             secure,
             path,
-            ttl_secs: i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 4),
+            ttl_secs: secs(ttl),
         })
     }
 

@@ -137,7 +137,7 @@ impl App {
         .await?;
         // A retired key stays published for the longest life of a token it
         // signed, plus the verifier's leeway; then it is deleted.
-        let retention = config.retired_key_retention().as_secs() as i64;
+        let retention = store::secs(config.retired_key_retention());
         let keys = keys::Keys::bootstrap(&store, &kek, retention).await?;
         let devices = devices::DeviceCookies::bootstrap(
             &store,

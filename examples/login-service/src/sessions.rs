@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::keys::Keys;
-use crate::store::{Rotation, Store, now};
+use crate::store::{Rotation, Store, now, secs};
 
 /// The claims of an access token (RFC 9068), as issued and as `/auth/me`
 /// returns them.
@@ -207,7 +207,7 @@ impl Sessions {
             iss: self.issuer.clone(),
             sub: subject.id.clone(),
             aud: self.audience.clone(),
-            exp: now + self.access_ttl.as_secs() as i64,
+            exp: now.saturating_add(secs(self.access_ttl)),
             iat: now,
             jti: uuid::Uuid::new_v4().to_string(),
             client_id: self.audience.clone(),
@@ -229,10 +229,6 @@ impl Sessions {
             refresh_token,
         })
     }
-}
-
-fn secs(duration: Duration) -> i64 {
-    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// 256 random bits, URL-safe: unguessable, so a fast hash is enough to

@@ -9,14 +9,12 @@
 //! ([`Throttle::succeeded`]); an attempt whose client disconnects stays
 //! counted, as it should.
 
-use std::time::Duration;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use crate::config::ThrottleConfig;
-use crate::store::{Limit, Store, now};
+use crate::store::{Limit, Store, now, secs};
 
 /// The throttling policy: which counters an attempt touches and their
 /// limits. The counting itself is [`Store::reserve_throttle_counters`].
@@ -62,10 +60,6 @@ impl LoginKeys {
             device: format!("device:{device}"),
         }
     }
-}
-
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
 impl Throttle {

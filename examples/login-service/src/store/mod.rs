@@ -123,6 +123,13 @@ fn create_private_file(path: &std::path::Path) -> Result<(), sqlx::Error> {
     }
 }
 
+/// A duration in the stored unit, seconds, bounded so that adding or
+/// subtracting a few of them to a timestamp cannot overflow: a configured
+/// lifetime of "forever" saturates instead of wrapping or panicking.
+pub fn secs(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_secs()).map_or(i64::MAX / 4, |s| s.min(i64::MAX / 4))
+}
+
 /// Seconds since the Unix epoch: every timestamp is stored this way.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
