@@ -26,13 +26,6 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// A connection of the test's own to the service's database, to read what
-/// was stored and to move timestamps into the past instead of waiting.
-async fn database(db: &TestDb) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    sqlx::AnyPool::connect(&db.url).await.expect("connect")
-}
-
 async fn emails_are_nfc_normalised_and_invisible_characters_refused(backend: Backend) {
     let db = TestDb::new(backend).await;
     let svc = Service::start(&db).await;
@@ -84,7 +77,7 @@ async fn sessions_end_at_their_absolute_lifetime_however_often_refreshed(backend
     let db = TestDb::new(backend).await;
     let lifetime = Duration::from_secs(3600);
     let svc = Service::start_with(&db, |config| config.session_max_lifetime = lifetime).await;
-    let pool = database(&db).await;
+    let pool = db.connect().await;
     svc.register("ada@example.com", PASSWORD).await;
 
     let tokens = svc.login("ada@example.com", PASSWORD).await;
@@ -165,7 +158,7 @@ async fn expire(pool: &sqlx::AnyPool, denylist_at: i64, refresh_tokens_at: i64) 
 async fn denylist_and_session_rows_outlive_exp_by_the_verifier_leeway(backend: Backend) {
     let db = TestDb::new(backend).await;
     let svc = Service::start(&db).await;
-    let pool = database(&db).await;
+    let pool = db.connect().await;
     svc.register("ada@example.com", PASSWORD).await;
     let leeway = tower_jwt_auth::DEFAULT_LEEWAY.as_secs() as i64;
 
