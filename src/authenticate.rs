@@ -9,6 +9,7 @@ use std::sync::Arc;
 use http::{HeaderMap, Uri};
 use serde::de::DeserializeOwned;
 
+use crate::authorize::{self, Policy, TokenPayload};
 use crate::claims::{self, RegisteredClaims, Rules};
 use crate::jws;
 use crate::keys::KeyStore;
@@ -28,7 +29,10 @@ pub(crate) struct Authenticator<C> {
     pub(crate) optional: bool,
     pub(crate) max_token_len: usize,
     pub(crate) claim_rules: Vec<Predicate<C>>,
-    pub(crate) authorize: Vec<Predicate<C>>,
+    /// The layer-wide requirements (`require_scope`, `authorize`): the
+    /// same [`Policy`] a route layer checks, checked here while the
+    /// payload is at hand.
+    pub(crate) policy: Policy<C>,
     pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
 }
 
@@ -37,13 +41,17 @@ pub(crate) enum Outcome<C> {
     /// No token on an optional route.
     Anonymous,
     /// Verified and authorized claims (no revocation check configured).
-    Verified(C),
+    Verified {
+        claims: C,
+        payload: Option<TokenPayload>,
+    },
     /// Verified claims whose revocation check is under way. The
     /// authorization verdict is already known but only answered once the
     /// store said the token is live: a revoked token is invalid (401)
     /// before it is forbidden (403).
     Revocable {
         claims: C,
+        payload: Option<TokenPayload>,
         check: RevocationFuture,
         denial: Option<Rejection>,
     },
@@ -53,6 +61,9 @@ pub(crate) enum Outcome<C> {
 /// A token whose signature and claims hold.
 pub(crate) struct Checked<C> {
     pub(crate) claims: C,
+    /// The payload, kept only while some route policy reads it
+    /// ([`authorize::payload_wanted`]).
+    pub(crate) payload: Option<TokenPayload>,
     /// Kept only when a revocation check must run.
     registered: Option<RegisteredClaims>,
     /// The scope or authorization rule the token fails, if any.
@@ -71,10 +82,12 @@ impl<C: DeserializeOwned> Authenticator<C> {
         match self.verify(token) {
             Ok(Checked {
                 claims,
+                payload,
                 registered: Some(registered),
                 denial,
             }) => Outcome::Revocable {
                 claims,
+                payload,
                 check: self.revocation_check(&registered),
                 denial,
             },
@@ -82,14 +95,16 @@ impl<C: DeserializeOwned> Authenticator<C> {
                 denial: Some(denial),
                 ..
             }) => Outcome::Rejected(denial),
-            Ok(Checked { claims, .. }) => Outcome::Verified(claims),
+            Ok(Checked {
+                claims, payload, ..
+            }) => Outcome::Verified { claims, payload },
             Err(rejection) => Outcome::Rejected(rejection),
         }
     }
 
     /// Every check but the token's location, in this order: size, keys,
-    /// signature, registered claims, claim rules (all 401), then scopes and
-    /// authorization rules (403), whose verdict is returned rather than
+    /// signature, registered claims, claim rules (all 401), then the
+    /// layer-wide policy (403), whose verdict is returned rather than
     /// answered so that a revocation check can take precedence.
     pub(crate) fn verify(&self, token: &[u8]) -> Result<Checked<C>, Rejection> {
         let invalid = |reason| Rejection::from(RejectionKind::InvalidToken(reason));
@@ -113,19 +128,21 @@ impl<C: DeserializeOwned> Authenticator<C> {
         if !self.claim_rules.iter().all(|rule| rule(&claims)) {
             return Err(invalid(Reason::ClaimsRule));
         }
-        let denial = if let Some(required) = self.rules.missing_scope(&registered) {
-            Some(RejectionKind::InsufficientScope { required }.into())
-        } else if !self.authorize.iter().all(|rule| rule(&claims)) {
-            Some(RejectionKind::Forbidden.into())
-        } else {
+        let denial = if self.policy.is_empty() {
             None
+        } else {
+            self.policy
+                .check(&claims, &payload, Some(&registered))
+                .err()
         };
+        let payload = authorize::payload_wanted().then(|| TokenPayload::new(&payload));
         let registered = self
             .revocation
             .is_some()
             .then(|| registered.to_registered());
         Ok(Checked {
             claims,
+            payload,
             registered,
             denial,
         })

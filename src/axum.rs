@@ -1,4 +1,5 @@
-//! axum extractors for verified claims (feature `axum`).
+//! axum extractors for verified claims (feature `axum`): [`Claims`], and
+//! [`Authorized`], a guard that also requires a [`Policy`](crate::Policy).
 //!
 //! # Example
 //!
@@ -26,11 +27,14 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::marker::PhantomData;
+use std::ops::Deref;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
+
+use crate::authorize::{Denial, Requirement, payload_not_kept};
 
 /// The claims the layer verified and inserted. Without the layer in front
 /// of the route this is a server misconfiguration: 500, like axum's
@@ -118,6 +122,106 @@ where
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<C>().cloned().map(Claims))
+    }
+}
+
+/// The verified claims of a request whose token satisfies the policy of
+/// the [`Requirement`] `R`: a guard a handler's signature reads as what it
+/// requires, `Authorized<User, Admins>`.
+///
+/// Refusals are [`Rejection`](crate::Rejection)s answered with
+/// `R::REALM`: 403 `insufficient_scope` (with `scope="…"` when a scope rule
+/// failed) when the token lacks what `R` requires, 401 when there are no
+/// claims (an [`optional`](crate::JwtAuthBuilder::optional) layer let an
+/// anonymous request through, or no layer covers the route). Build the
+/// policy before serving (see [`Requirement`]): a policy that reads scopes
+/// or roles and was built after a request was authenticated answers it 500.
+///
+/// # Example
+///
+/// ```
+/// use std::sync::LazyLock;
+/// use axum::{Router, routing::delete};
+/// use serde::Deserialize;
+/// use tower_jwt_auth::JwtAuthLayer;
+/// use tower_jwt_auth::authorize::{Policy, Requirement, Roles};
+/// use tower_jwt_auth::axum::Authorized;
+///
+/// #[derive(Clone, Deserialize)]
+/// struct User { sub: String }
+///
+/// /// Keycloak realm admins of the movies realm.
+/// struct Admins;
+///
+/// impl Requirement<User> for Admins {
+///     const REALM: &'static str = "movies";
+///
+///     fn policy() -> &'static Policy<User> {
+///         static POLICY: LazyLock<Policy<User>> = LazyLock::new(|| {
+///             Policy::builder().role(Roles::realm(), "admin").build().expect("a valid policy")
+///         });
+///         &POLICY
+///     }
+/// }
+///
+/// async fn delete_movie(Authorized(admin, ..): Authorized<User, Admins>) -> String {
+///     format!("deleted by {}", admin.sub)
+/// }
+///
+/// Admins::policy(); // before serving
+/// let auth = JwtAuthLayer::<User>::builder()
+///     .hs256(b"0123456789abcdef0123456789abcdef")
+///     .realm("movies")
+///     .build()?;
+/// let app: Router = Router::new().route("/movies/{id}", delete(delete_movie)).layer(auth);
+/// # Ok::<(), tower_jwt_auth::Error>(())
+/// ```
+pub struct Authorized<C, R>(pub C, pub PhantomData<fn() -> R>);
+
+impl<C, R> Authorized<C, R> {
+    /// The verified claims.
+    pub fn into_inner(self) -> C {
+        self.0
+    }
+}
+
+impl<C, R> Deref for Authorized<C, R> {
+    type Target = C;
+
+    fn deref(&self) -> &C {
+        &self.0
+    }
+}
+
+impl<C: Clone, R> Clone for Authorized<C, R> {
+    fn clone(&self) -> Self {
+        Authorized(self.0.clone(), PhantomData)
+    }
+}
+
+impl<C: fmt::Debug, R> fmt::Debug for Authorized<C, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Authorized")
+            .field(&self.0)
+            .field(&std::any::type_name::<R>())
+            .finish()
+    }
+}
+
+impl<S, C, R> FromRequestParts<S> for Authorized<C, R>
+where
+    S: Send + Sync,
+    C: Clone + Send + Sync + 'static,
+    R: Requirement<C>,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match R::policy().authorize(&parts.extensions) {
+            Ok(claims) => Ok(Authorized(claims.clone(), PhantomData)),
+            Err(Denial::Refused(rejection)) => Err(rejection.with_realm(R::REALM).into_response()),
+            Err(Denial::PayloadNotKept) => Err(payload_not_kept().map(axum_core::body::Body::from)),
+        }
     }
 }
 

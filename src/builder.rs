@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::alg::Algorithm;
 use crate::authenticate::{Authenticator, Predicate};
+use crate::authorize::PolicyBuilder;
 use crate::claims::Rules;
 use crate::error::Error;
 use crate::keys::{KeySet, KeyStore, VerifyingKey};
@@ -56,7 +57,7 @@ pub struct JwtAuthBuilder<C> {
     max_token_len: usize,
     realm: String,
     claim_rules: Vec<Predicate<C>>,
-    authorize: Vec<Predicate<C>>,
+    policy: PolicyBuilder<C>,
     revocation: Option<Arc<dyn RevocationCheck>>,
     render: Option<Box<Render>>,
     grpc_answers: bool,
@@ -98,7 +99,7 @@ where
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             realm: DEFAULT_REALM.to_owned(),
             claim_rules: Vec::new(),
-            authorize: Vec::new(),
+            policy: PolicyBuilder::new(),
             revocation: None,
             render: None,
             grpc_answers: true,
@@ -236,11 +237,14 @@ where
         self
     }
 
-    /// Requires a scope, found in the space-separated `scope` claim or the
-    /// `scp` string/array; otherwise `403 insufficient_scope`. Call again
-    /// to require several.
+    /// Requires a scope on every route of this layer, found in the
+    /// space-separated `scope` claim or the `scp` string/array; otherwise
+    /// `403 insufficient_scope`, naming every scope required this way. Call
+    /// again to require several. The same check as a
+    /// [`Policy`](crate::authorize::Policy) scope rule, applied layer-wide;
+    /// a per-route requirement is [`JwtAuthLayer::require`].
     pub fn require_scope(mut self, scope: impl Into<String>) -> Self {
-        self.rules.scopes.push(scope.into());
+        self.policy = self.policy.scope(scope);
         self
     }
 
@@ -251,10 +255,11 @@ where
         self
     }
 
-    /// An authorization rule on a valid token's claims; `false` answers
-    /// 403.
+    /// An authorization rule on a valid token's claims, on every route of
+    /// this layer; `false` answers 403. The same check as a
+    /// [`Policy`](crate::authorize::Policy) predicate, applied layer-wide.
     pub fn authorize(mut self, rule: impl Fn(&C) -> bool + Send + Sync + 'static) -> Self {
-        self.authorize.push(Box::new(rule));
+        self.policy = self.policy.claims(rule);
         self
     }
 
@@ -352,7 +357,8 @@ where
     ///
     /// # Errors
     /// The first key that failed to parse, no key at all, both keys and a
-    /// store, or no token source.
+    /// store, no token source, or a required scope that is not an RFC 6749
+    /// scope token.
     pub fn build(self) -> Result<JwtAuthLayer<C>, Error> {
         if let Some(err) = self.error {
             return Err(err);
@@ -373,6 +379,7 @@ where
         if self.rules.required.len() > 64 {
             return Err(Error::Config("at most 64 required claims".into()));
         }
+        let policy = self.policy.build_here()?;
         Ok(JwtAuthLayer::from_config(Config {
             authenticator: Authenticator {
                 keys,
@@ -381,7 +388,7 @@ where
                 optional: self.optional,
                 max_token_len: self.max_token_len,
                 claim_rules: self.claim_rules,
-                authorize: self.authorize,
+                policy,
                 revocation: self.revocation,
             },
             responder: Arc::new(Responder {

@@ -105,6 +105,9 @@ pub mod keys;
 // The one-pass decoder, registered claims, the claim rules.
 mod claims;
 
+// Per-route requirements on claims (scopes, roles, predicates) → 403.
+pub mod authorize;
+
 // The revocation trait.
 pub mod revoke;
 
@@ -128,6 +131,7 @@ pub mod issue;
 pub mod axum;
 
 pub use alg::Algorithm;
+pub use authorize::{AuthorizeLayer, Policy, Roles};
 pub use body::JwtAuthBody;
 pub use builder::JwtAuthBuilder;
 pub use claims::{DEFAULT_LEEWAY, RegisteredClaims};

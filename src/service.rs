@@ -18,6 +18,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::authenticate::{Authenticator, Outcome};
+use crate::authorize::TokenPayload;
 use crate::body::JwtAuthBody;
 use crate::reject::{Protocol, Reason, Rejection, RejectionKind, Responder};
 use crate::revoke::RevocationFuture;
@@ -55,6 +56,7 @@ impl<C> fmt::Debug for JwtAuthLayer<C> {
             .field("rules", &auth.rules)
             .field("sources", &auth.sources)
             .field("optional", &auth.optional)
+            .field("policy", &auth.policy)
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +66,11 @@ impl<C> JwtAuthLayer<C> {
         JwtAuthLayer {
             config: Arc::new(config),
         }
+    }
+
+    /// How this layer answers; shared with the route layers it makes.
+    pub(crate) fn responder(&self) -> &Arc<Responder> {
+        &self.config.responder
     }
 }
 
@@ -170,18 +177,19 @@ where
             Outcome::Anonymous => Kind::Inner {
                 future: self.inner.call(request),
             },
-            Outcome::Verified(claims) => {
-                request.extensions_mut().insert(claims);
+            Outcome::Verified { claims, payload } => {
+                insert(&mut request, claims, payload);
                 Kind::Inner {
                     future: self.inner.call(request),
                 }
             }
             Outcome::Revocable {
                 claims,
+                payload,
                 check,
                 denial,
             } => {
-                request.extensions_mut().insert(claims);
+                insert(&mut request, claims, payload);
                 // The ready service goes with the request; a clone stays for
                 // the next poll_ready (the axum `from_fn` pattern).
                 let clone = self.inner.clone();
@@ -203,6 +211,20 @@ where
             },
         };
         ResponseFuture { kind }
+    }
+}
+
+/// Hands the verified claims (and, while a route policy reads it, the
+/// payload) to the services behind.
+fn insert<B, C: Clone + Send + Sync + 'static>(
+    request: &mut Request<B>,
+    claims: C,
+    payload: Option<TokenPayload>,
+) {
+    let extensions = request.extensions_mut();
+    extensions.insert(claims);
+    if let Some(payload) = payload {
+        extensions.insert(payload);
     }
 }
 

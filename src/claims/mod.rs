@@ -9,7 +9,8 @@
 //! - `value`: NumericDate, one-or-many strings, and replaying a value
 //!   already read to the application's field;
 //! - `rules`: the configured checks (`exp`, `nbf`, `iat`, `iss`, `aud`,
-//!   `typ`, required claims, scopes).
+//!   `typ`, required claims); scopes are read here and required by
+//!   [`crate::authorize`].
 //!
 //! "Claims" alone is the application's own type (and, with the `axum`
 //! feature, the `axum::Claims` extractor); the pieces here
@@ -22,5 +23,6 @@ mod value;
 
 pub(crate) use decode::decode;
 pub use registered::RegisteredClaims;
+pub(crate) use registered::{Registered, parse};
 pub use rules::DEFAULT_LEEWAY;
 pub(crate) use rules::{Rules, now};

@@ -67,11 +67,16 @@ impl Registered<'_> {
         }
     }
 
+    /// Whether `scope` (space-delimited, RFC 8693 / RFC 9068) or `scp`
+    /// grants `wanted`. `scp` is a space-delimited string (Entra ID) or an
+    /// array of scopes (Okta), each compared whole.
     pub(crate) fn has_scope(&self, wanted: &str) -> bool {
-        self.scope
-            .as_deref()
-            .is_some_and(|s| s.split(' ').any(|s| s == wanted))
-            || self.scp.iter().any(|s| s == wanted)
+        let in_list = |list: &str| list.split(' ').any(|s| s == wanted);
+        self.scope.as_deref().is_some_and(in_list)
+            || match &self.scp {
+                StrOrList::One(list) => in_list(list),
+                many => many.iter().any(|s| s == wanted),
+            }
     }
 }
 

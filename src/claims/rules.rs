@@ -33,7 +33,6 @@ pub(crate) struct Rules {
     pub(crate) any_audience: bool,
     pub(crate) required: Vec<String>,
     pub(crate) typ_at_jwt: bool,
-    pub(crate) scopes: Vec<String>,
 }
 
 impl Default for Rules {
@@ -46,7 +45,6 @@ impl Default for Rules {
             any_audience: false,
             required: Vec::new(),
             typ_at_jwt: false,
-            scopes: Vec::new(),
         }
     }
 }
@@ -59,7 +57,7 @@ pub(crate) fn now() -> u64 {
 }
 
 impl Rules {
-    /// Applies every rule but the scope check.
+    /// Applies every rule (scopes are a [`crate::authorize`] matter).
     pub(crate) fn check(
         &self,
         claims: &Registered<'_>,
@@ -115,16 +113,6 @@ impl Rules {
             return Err(Reason::MissingClaim);
         }
         Ok(())
-    }
-
-    /// The first required scope the token lacks, as the space-separated
-    /// list to announce.
-    pub(crate) fn missing_scope(&self, claims: &Registered<'_>) -> Option<String> {
-        if self.scopes.iter().all(|s| claims.has_scope(s)) {
-            None
-        } else {
-            Some(self.scopes.join(" "))
-        }
     }
 }
 
@@ -313,20 +301,15 @@ mod tests {
     }
 
     #[test]
-    fn typ_profile_and_scopes() {
+    fn typ_profile() {
         let exp = NOW + 60;
         let r = Rules {
             typ_at_jwt: true,
-            scopes: vec!["a".into(), "b".into()],
             ..rules()
         };
-        let json = format!(r#"{{"exp":{exp},"scope":"b a c"}}"#);
+        let json = format!(r#"{{"exp":{exp}}}"#);
         let claims = parse(json.as_bytes(), &[]).unwrap();
         assert_eq!(r.check(&claims, false, NOW), Err(Reason::Type));
         assert_eq!(r.check(&claims, true, NOW), Ok(()));
-        assert_eq!(r.missing_scope(&claims), None);
-        let json = format!(r#"{{"exp":{exp},"scp":["a"]}}"#);
-        let claims = parse(json.as_bytes(), &[]).unwrap();
-        assert_eq!(r.missing_scope(&claims).as_deref(), Some("a b"));
     }
 }
