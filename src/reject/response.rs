@@ -91,12 +91,15 @@ impl Rejection {
     }
 }
 
-/// RFC 6750 quoted strings exclude `"` and `\`; drop them rather than
-/// emit a header a client cannot parse.
+/// RFC 6750 quoted strings exclude `"` and `\`, and a header value built
+/// from a string holds visible ASCII and spaces only: drop the rest rather
+/// than emit a header a client cannot parse, or none at all. Scopes
+/// required by a [`Policy`](crate::Policy) are valid scope tokens already
+/// (checked when it is built); this guards hand-made rejections and realms.
 fn quote(value: &str) -> String {
     value
         .chars()
-        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .filter(|c| matches!(c, ' '..='~') && *c != '"' && *c != '\\')
         .collect()
 }
 
@@ -226,6 +229,21 @@ mod tests {
         let r = Rejection::from(RejectionKind::Unavailable).to_http_response("api");
         assert_eq!(r.status(), 503);
         assert!(r.headers().contains_key(RETRY_AFTER));
+    }
+
+    #[test]
+    fn scope_attribute_is_quoted_safely() {
+        let r = Rejection::from(RejectionKind::InsufficientScope {
+            required: "a\"b\\c d\r\né\u{7f}".into(),
+        });
+        let challenge = r.challenge("api");
+        assert!(challenge.ends_with(", scope=\"abc d\""), "{challenge}");
+        let http = r.to_http_response("réalm");
+        assert_eq!(
+            http.headers()[WWW_AUTHENTICATE],
+            "Bearer realm=\"ralm\", error=\"insufficient_scope\", \
+             error_description=\"The access token lacks the required scope\", scope=\"abc d\""
+        );
     }
 
     #[test]
