@@ -58,7 +58,8 @@
 //!
 //! - `rust_crypto` (default): jsonwebtoken's pure-Rust backend.
 //! - `aws_lc_rs`: jsonwebtoken's AWS-LC backend; wins when both are on.
-//! - `axum`: `axum::Claims` extractors; [`Rejection`] as a response.
+//! - `axum`: `axum::Claims` extractors, the `axum::Authorized` guard;
+//!   [`Rejection`] as a response.
 //! - `issue`: `issue::SigningKey` and JWKS export, for token issuers.
 //!
 //! # Modules, along one request
@@ -68,7 +69,8 @@
 //! signature checked against the [`keys`], its claims read and checked, a
 //! [`revoke`] check run when configured; any failure is a [`Rejection`]
 //! answered as [`reject`] describes. [`JwtAuthBuilder`] assembles all of it
-//! once.
+//! once. Behind it, [`authorize`] checks per-route requirements on the
+//! verified claims (scopes, roles, predicates: 403).
 #![forbid(unsafe_code)]
 #![warn(
     missing_docs,

@@ -112,6 +112,7 @@ use crate::reject::{Rejection, RejectionKind};
 mod layer;
 mod roles;
 
+#[cfg(feature = "axum")]
 pub(crate) use layer::payload_not_kept;
 pub use layer::{Authorize, AuthorizeLayer, ResponseFuture};
 pub use roles::Roles;
