@@ -135,7 +135,9 @@ impl<C: DeserializeOwned> Authenticator<C> {
                 .check(&claims, &payload, Some(&registered))
                 .err()
         };
-        let payload = authorize::payload_wanted().then(|| TokenPayload::new(&payload));
+        // A token the layer refuses is never handed on: nothing to keep.
+        let keep = denial.is_none() && authorize::payload_wanted();
+        let payload = keep.then(|| TokenPayload::new(&payload));
         let registered = self
             .revocation
             .is_some()
