@@ -49,7 +49,7 @@ where
 pub struct JwtAuthBuilder<C> {
     keys: Vec<VerifyingKey>,
     store: Option<KeyStore>,
-    error: Option<Error>,
+    pub(crate) error: Option<Error>,
     rules: Rules,
     sources: Vec<TokenSource>,
     optional: bool,
@@ -60,6 +60,8 @@ pub struct JwtAuthBuilder<C> {
     revocation: Option<Arc<dyn RevocationCheck>>,
     render: Option<Box<Render>>,
     grpc_answers: bool,
+    #[cfg(feature = "remote-jwks")]
+    pub(crate) remote: crate::keys::remote::RemoteSetup,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -102,6 +104,8 @@ where
             revocation: None,
             render: None,
             grpc_answers: true,
+            #[cfg(feature = "remote-jwks")]
+            remote: Default::default(),
             _claims: PhantomData,
         }
     }
@@ -357,7 +361,11 @@ where
         if let Some(err) = self.error {
             return Err(err);
         }
-        let keys = match (self.store, self.keys.is_empty()) {
+        #[cfg(feature = "remote-jwks")]
+        let (remote, store) = self.remote.build(self.store, !self.keys.is_empty())?;
+        #[cfg(not(feature = "remote-jwks"))]
+        let store = self.store;
+        let keys = match (store, self.keys.is_empty()) {
             (Some(store), true) => store,
             (None, false) => KeyStore::new(KeySet::new(self.keys)),
             (None, true) => return Err(Error::Config("no verification key configured".into())),
@@ -383,6 +391,8 @@ where
                 claim_rules: self.claim_rules,
                 authorize: self.authorize,
                 revocation: self.revocation,
+                #[cfg(feature = "remote-jwks")]
+                remote,
             },
             responder: Arc::new(Responder {
                 realm: self.realm.into(),
