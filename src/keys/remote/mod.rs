@@ -67,7 +67,7 @@ mod schedule;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::Uri;
 use tokio::sync::{Notify, oneshot, watch};
@@ -236,12 +236,24 @@ enum Target {
     Oidc { issuer: String, discovery: Uri },
 }
 
-/// A fetch's generation and its error, if it failed; bumped by the task
-/// after every fetch.
+/// What a remote key source has done so far: for health checks, metrics
+/// and tests. Updated after every fetch.
 #[derive(Clone, Debug, Default)]
-struct Done {
-    generation: u64,
-    error: Option<FetchError>,
+#[non_exhaustive]
+pub struct Status {
+    /// Fetches completed, successful or not.
+    pub fetches: u64,
+    /// Keys held.
+    pub keys: usize,
+    /// When the keys were last confirmed by a successful fetch (a 304
+    /// included).
+    pub last_success: Option<Instant>,
+    /// When the next scheduled fetch is due.
+    pub next_fetch: Option<Instant>,
+    /// Failed fetches in a row.
+    pub failures: u32,
+    /// Why the last fetch failed, if it did.
+    pub last_error: Option<FetchError>,
 }
 
 /// What the task and the handles share.
@@ -252,7 +264,7 @@ struct Shared {
     target: Target,
     gate: Mutex<schedule::Gate>,
     wake: Notify,
-    done: watch::Sender<Done>,
+    done: watch::Sender<Status>,
 }
 
 /// A remote key source: a [`KeyStore`] that a background task fills from
@@ -324,7 +336,7 @@ impl RemoteKeys {
             target,
             gate: Mutex::new(schedule::Gate::default()),
             wake: Notify::new(),
-            done: watch::channel(Done::default()).0,
+            done: watch::channel(Status::default()).0,
         });
         let keys = RemoteKeys {
             handle: Arc::new(Handle {
@@ -381,10 +393,15 @@ impl RemoteKeys {
             shared.done.subscribe()
         };
         done.changed().await.map_err(|_| FetchError::NoRuntime)?;
-        match done.borrow().error.clone() {
+        match done.borrow().last_error.clone() {
             Some(err) => Err(err),
             None => Ok(()),
         }
+    }
+
+    /// What the source has done so far.
+    pub fn status(&self) -> Status {
+        self.handle.shared.done.borrow().clone()
     }
 
     /// Starts the task unless it runs; `false` when there is no runtime
