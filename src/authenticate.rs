@@ -114,7 +114,10 @@ impl<C: DeserializeOwned> Authenticator<C> {
     /// key held has; with no keys at all, the source is started if it was
     /// built outside a runtime.
     #[cfg(feature = "remote-jwks")]
-    fn refetch_for(&self, rejection: &Rejection) -> Option<crate::keys::remote::RefetchWait> {
+    pub(crate) fn refetch_for(
+        &self,
+        rejection: &Rejection,
+    ) -> Option<crate::keys::remote::RefetchWait> {
         let remote = self.remote.as_ref()?;
         match rejection.kind() {
             RejectionKind::InvalidToken(Reason::UnknownKey | Reason::Algorithm) => remote.refetch(),

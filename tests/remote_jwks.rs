@@ -102,7 +102,9 @@ impl Provider {
         let server = provider.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let server = server.clone();
                 let service = hyper::service::service_fn(move |r| server.clone().answer(r));
                 tokio::spawn(
@@ -158,8 +160,11 @@ impl Provider {
                 let chunks = std::iter::once(Bytes::from_static(b"{\"keys\":[],\"pad\":\""))
                     .chain(std::iter::repeat(Bytes::from_static(&[b'x'; 8192])))
                     .map(|chunk| Ok::<_, Infallible>(Frame::data(chunk)));
-                let mut response = Response::new(StreamBody::new(tokio_stream::iter(chunks)).boxed());
-                response.headers_mut().insert(CONTENT_TYPE, "application/json".parse().unwrap());
+                let mut response =
+                    Response::new(StreamBody::new(tokio_stream::iter(chunks)).boxed());
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, "application/json".parse().unwrap());
                 response
             }
             Mode::Hang => std::future::pending().await,
@@ -168,7 +173,9 @@ impl Provider {
             Mode::SameOrigin => redirect("/jwks-moved"),
             Mode::WrongType => {
                 let mut response = self.keys(&request);
-                response.headers_mut().insert(CONTENT_TYPE, "text/html".parse().unwrap());
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, "text/html".parse().unwrap());
                 response
             }
         })
@@ -177,7 +184,10 @@ impl Provider {
     fn keys(&self, request: &Request<Incoming>) -> Response<Body> {
         let state = self.state.lock().unwrap();
         if let Some(etag) = &state.etag
-            && request.headers().get(IF_NONE_MATCH).is_some_and(|v| v == etag.as_str())
+            && request
+                .headers()
+                .get(IF_NONE_MATCH)
+                .is_some_and(|v| v == etag.as_str())
         {
             self.not_modified.fetch_add(1, Ordering::SeqCst);
             return status(304);
@@ -187,7 +197,9 @@ impl Provider {
             response.headers_mut().insert(ETAG, etag.parse().unwrap());
         }
         if let Some(cc) = &state.cache_control {
-            response.headers_mut().insert(CACHE_CONTROL, cc.parse().unwrap());
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, cc.parse().unwrap());
         }
         response
     }
@@ -195,7 +207,9 @@ impl Provider {
 
 fn json_response(body: String) -> Response<Body> {
     let mut response = Response::new(Full::from(body).boxed());
-    response.headers_mut().insert(CONTENT_TYPE, "application/json".parse().unwrap());
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, "application/json".parse().unwrap());
     response
 }
 
@@ -207,7 +221,9 @@ fn status(code: u16) -> Response<Body> {
 
 fn redirect(location: &str) -> Response<Body> {
     let mut response = status(302);
-    response.headers_mut().insert(LOCATION, location.parse().unwrap());
+    response
+        .headers_mut()
+        .insert(LOCATION, location.parse().unwrap());
     response
 }
 
@@ -235,10 +251,19 @@ fn forgeries(key: &SigningKey) -> Vec<String> {
     let parts: Vec<&str> = valid.split('.').collect();
     let mut tampered = claims();
     tampered["sub"] = json!("admin");
-    let tampered = format!("{}.{}.{}", parts[0], b64(tampered.to_string().as_bytes()), parts[2]);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(tampered.to_string().as_bytes()),
+        parts[2]
+    );
     let header = b64(br#"{"alg":"ES256","kid":"a"}"#);
     let random_sig = format!("{header}.{}.{}", parts[1], b64(&[7u8; 64]));
-    let hs = common::mac_raw(r#"{"alg":"HS256","kid":"a"}"#, &claims().to_string(), b"x".repeat(32).as_slice());
+    let hs = common::mac_raw(
+        r#"{"alg":"HS256","kid":"a"}"#,
+        &claims().to_string(),
+        b"x".repeat(32).as_slice(),
+    );
     let other_key = SigningKey::from_pem(Algorithm::EdDSA, "a", ED_PRIVATE.as_bytes()).unwrap();
     vec![tampered, random_sig, hs, token(&other_key)]
 }
@@ -274,13 +299,19 @@ async fn ready_source(provider: &Provider, options: RemoteOptions) -> RemoteKeys
 
 /// Awaits what must happen, failing the test instead of hanging it.
 async fn bounded<T>(future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(60), future).await.expect("should have completed")
+    tokio::time::timeout(Duration::from_secs(60), future)
+        .await
+        .expect("should have completed")
 }
 
 // ------------------------------------------------------------------ the API
 
 async fn whoami(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let sub = request.extensions().get::<User>().map(|u| u.sub.clone()).unwrap_or_default();
+    let sub = request
+        .extensions()
+        .get::<User>()
+        .map(|u| u.sub.clone())
+        .unwrap_or_default();
     Ok(Response::new(Full::from(sub)))
 }
 
@@ -288,10 +319,14 @@ async fn whoami(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
 async fn serve(auth: JwtAuthLayer<User>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let service = ServiceBuilder::new().layer(auth).service(service_fn(whoami));
+    let service = ServiceBuilder::new()
+        .layer(auth)
+        .service(service_fn(whoami));
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let service = TowerToHyperService::new(service.clone());
             tokio::spawn(
                 Builder::new(TokioExecutor::new())
@@ -304,7 +339,12 @@ async fn serve(auth: JwtAuthLayer<User>) -> String {
 }
 
 async fn get(api: &str, token: &str) -> reqwest::Response {
-    reqwest::Client::new().get(api).bearer_auth(token).send().await.unwrap()
+    reqwest::Client::new()
+        .get(api)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn status_of(api: &str, token: &str) -> StatusCode {
@@ -365,11 +405,22 @@ async fn unknown_kid_flood_causes_at_most_one_fetch_per_cooldown() {
     for i in 0..1000u64 {
         let kid = format!("{:016x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let header = format!(r#"{{"alg":"ES256","kid":"{kid}"}}"#);
-        let forged = format!("{}.{}.{}", b64(header.as_bytes()), b64(claims().to_string().as_bytes()), b64(&[1u8; 64]));
+        let forged = format!(
+            "{}.{}.{}",
+            b64(header.as_bytes()),
+            b64(claims().to_string().as_bytes()),
+            b64(&[1u8; 64])
+        );
         let (client, api, limit) = (client.clone(), api.clone(), Arc::clone(&limit));
         requests.spawn(async move {
             let _permit = limit.acquire().await.unwrap();
-            client.get(&api).bearer_auth(forged).send().await.unwrap().status()
+            client
+                .get(&api)
+                .bearer_auth(forged)
+                .send()
+                .await
+                .unwrap()
+                .status()
         });
     }
     while let Some(status) = requests.join_next().await {
@@ -402,12 +453,22 @@ async fn provider_failures_keep_cached_keys_and_forge_nothing() {
     ];
     for (mode, expected) in failures {
         provider.set(|s| s.mode = mode.clone());
-        let err = bounded(remote.refresh()).await.expect_err("the fetch should fail");
+        let err = bounded(remote.refresh())
+            .await
+            .expect_err("the fetch should fail");
         assert!(expected(&err), "{mode:?}: {err:?}");
         assert_eq!(remote.status().keys, 1, "{mode:?}");
-        assert_eq!(status_of(&api, &token(&a)).await, StatusCode::OK, "{mode:?}");
+        assert_eq!(
+            status_of(&api, &token(&a)).await,
+            StatusCode::OK,
+            "{mode:?}"
+        );
         for forged in forgeries(&a) {
-            assert_eq!(status_of(&api, &forged).await, StatusCode::UNAUTHORIZED, "{mode:?}");
+            assert_eq!(
+                status_of(&api, &forged).await,
+                StatusCode::UNAUTHORIZED,
+                "{mode:?}"
+            );
         }
     }
     assert_eq!(remote.status().failures, 8);
@@ -417,7 +478,10 @@ async fn provider_failures_keep_cached_keys_and_forge_nothing() {
         s.mode = Mode::Keys;
         s.jwks = json!({"keys": [{"kty": "oct", "k": b64(&[1; 32]), "alg": "HS256"}]});
     });
-    assert_eq!(bounded(remote.refresh()).await, Err(FetchError::NoUsableKey));
+    assert_eq!(
+        bounded(remote.refresh()).await,
+        Err(FetchError::NoUsableKey)
+    );
     assert_eq!(status_of(&api, &token(&a)).await, StatusCode::OK);
 
     // Same-origin redirects are followed.
@@ -448,7 +512,10 @@ async fn bad_keys_are_skipped_and_good_ones_of_the_document_kept() {
     assert_eq!(status_of(&api, &token(&a)).await, StatusCode::OK);
     assert_eq!(status_of(&api, &token(&b)).await, StatusCode::OK);
     let secret = SigningKey::hmac(Algorithm::HS256, "secret", &[1; 32]).unwrap();
-    assert_eq!(status_of(&api, &token(&secret)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status_of(&api, &token(&secret)).await,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -457,7 +524,10 @@ async fn no_keys_answers_503_with_retry_after() {
     let provider = Provider::start(&[&a]).await;
     provider.set(|s| s.mode = Mode::Status(500));
     let remote = RemoteKeys::jwks_url(&provider.jwks_url(), options()).unwrap();
-    assert_eq!(bounded(remote.refresh()).await, Err(FetchError::Status(500)));
+    assert_eq!(
+        bounded(remote.refresh()).await,
+        Err(FetchError::Status(500))
+    );
     let api = serve(layer(&remote)).await;
     for token in [token(&a), forgeries(&a).remove(0)] {
         let response = get(&api, &token).await;
@@ -492,20 +562,29 @@ async fn no_keys_answers_grpc_unavailable() {
         .connect()
         .await
         .unwrap();
-    let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {}", token(&a)).parse().unwrap());
-    let status = HealthClient::new(channel.clone()).check(request).await.unwrap_err();
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: String::new(),
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", token(&a)).parse().unwrap(),
+    );
+    let status = HealthClient::new(channel.clone())
+        .check(request)
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
 
     // Once the provider is back, the same call passes.
     provider.set(|s| s.mode = Mode::Keys);
     bounded(remote.refresh()).await.unwrap();
-    let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {}", token(&a)).parse().unwrap());
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: String::new(),
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", token(&a)).parse().unwrap(),
+    );
     assert!(HealthClient::new(channel).check(request).await.is_ok());
 }
 
@@ -555,7 +634,10 @@ fn built_outside_a_runtime_starts_on_first_use() {
         assert_eq!(provider.hits(), 0);
         let api = serve(auth.clone()).await;
         // The first request finds no keys (503) and starts the task.
-        assert_eq!(status_of(&api, &token(&a)).await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            status_of(&api, &token(&a)).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
         bounded(auth.ready()).await;
         assert_eq!(status_of(&api, &token(&a)).await, StatusCode::OK);
     });
@@ -576,7 +658,10 @@ async fn oidc_discovery_finds_the_keys_and_sets_the_issuer() {
     let api = serve(auth).await;
     let mut from_issuer = claims();
     from_issuer["iss"] = json!(issuer);
-    assert_eq!(status_of(&api, &a.sign(&from_issuer).unwrap()).await, StatusCode::OK);
+    assert_eq!(
+        status_of(&api, &a.sign(&from_issuer).unwrap()).await,
+        StatusCode::OK
+    );
     // The issuer is required: a token of another issuer is refused.
     assert_eq!(status_of(&api, &token(&a)).await, StatusCode::UNAUTHORIZED);
     assert_eq!(provider.discovery_hits.load(Ordering::SeqCst), 1);
@@ -592,12 +677,19 @@ async fn discovery_with_a_mismatched_issuer_is_refused_then_retried() {
     assert_eq!(remote.issuer(), Some(issuer.as_str()));
     let err = bounded(remote.refresh()).await.unwrap_err();
     assert!(matches!(err, FetchError::Discovery(_)), "{err:?}");
-    assert_eq!(provider.hits(), 0, "no JWKS fetched from an unverified document");
+    assert_eq!(
+        provider.hits(),
+        0,
+        "no JWKS fetched from an unverified document"
+    );
     let api = serve(layer(&remote)).await;
     let mut from_issuer = claims();
     from_issuer["iss"] = json!(issuer);
     let token = a.sign(&from_issuer).unwrap();
-    assert_eq!(status_of(&api, &token).await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        status_of(&api, &token).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
 
     // Fixed at the provider: the next attempt discovers again, no restart.
     provider.set(|s| s.issuer = issuer.clone());
@@ -613,7 +705,11 @@ async fn discovery_with_a_mismatched_issuer_is_refused_then_retried() {
 
 #[tokio::test]
 async fn insecure_urls_are_refused_at_build() {
-    for url in ["http://auth.example.com/jwks", "ftp://127.0.0.1/jwks", "jwks.json"] {
+    for url in [
+        "http://auth.example.com/jwks",
+        "ftp://127.0.0.1/jwks",
+        "jwks.json",
+    ] {
         let built = JwtAuthLayer::<User>::builder().jwks_url(url).build();
         assert!(built.is_err(), "{url}");
         let built = JwtAuthLayer::<User>::builder().oidc_issuer(url).build();
@@ -709,11 +805,72 @@ async fn a_custom_client_does_every_fetch_and_the_task_ends_with_the_layer() {
     bounded(auth.ready()).await;
     // Discovery and JWKS alike went through it.
     assert_eq!(fetches.load(Ordering::SeqCst), 2);
-    assert_eq!(provider.discovery_hits.load(Ordering::SeqCst) + provider.hits(), 2);
+    assert_eq!(
+        provider.discovery_hits.load(Ordering::SeqCst) + provider.hits(),
+        2
+    );
 
     // Dropping the last layer ends the task, which drops the client.
     let service = tower::Layer::layer(&auth, service_fn(whoami));
     drop(auth);
     drop(service);
     assert!(bounded(dropped).await.is_err(), "the client was dropped");
+}
+
+#[tokio::test]
+async fn a_request_waits_for_a_hung_refetch_only_up_to_the_wait() {
+    let (a, b) = (key_a(), key_b());
+    let provider = Provider::start(&[&a]).await;
+    let mut o = options();
+    o.refetch_wait = Duration::from_millis(200);
+    let remote = ready_source(&provider, o).await;
+    let api = serve(layer(&remote)).await;
+    provider.set(|s| s.mode = Mode::Hang);
+    // Key b's token asks for a refetch that never ends: answered 401 once
+    // the wait is over, not held for the fetch's own timeout.
+    assert_eq!(status_of(&api, &token(&b)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(provider.hits(), 2);
+    // Meanwhile known keys verify: the fetch blocks no request.
+    assert_eq!(status_of(&api, &token(&a)).await, StatusCode::OK);
+    // Others with unknown keys join the fetch under way: no new one.
+    assert_eq!(status_of(&api, &token(&b)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(provider.hits(), 2);
+}
+
+#[tokio::test]
+async fn keys_past_the_maximum_staleness_are_dropped_until_a_fetch_succeeds() {
+    let a = key_a();
+    let provider = Provider::start(&[&a]).await;
+    let mut o = options();
+    o.max_staleness = Duration::from_nanos(1);
+    let remote = ready_source(&provider, o).await;
+    let api = serve(layer(&remote)).await;
+    assert_eq!(status_of(&api, &token(&a)).await, StatusCode::OK);
+    provider.set(|s| s.mode = Mode::Status(503));
+    assert_eq!(
+        bounded(remote.refresh()).await,
+        Err(FetchError::Status(503))
+    );
+    assert_eq!(remote.status().keys, 0);
+    let response = get(&api, &token(&a)).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key(RETRY_AFTER));
+    provider.serve(&[&a]);
+    bounded(remote.refresh()).await.unwrap();
+    assert_eq!(status_of(&api, &token(&a)).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn verify_outside_a_request_refetches_in_the_background() {
+    let (a, b) = (key_a(), key_b());
+    let provider = Provider::start(&[&a]).await;
+    let remote = ready_source(&provider, options()).await;
+    let auth = layer(&remote);
+    provider.serve(&[&a, &b]);
+    // `verify` cannot wait: refused now, its refetch runs meanwhile…
+    assert!(auth.verify(&token(&b)).is_err());
+    // …and `refresh` waits for it before fetching once more.
+    bounded(remote.refresh()).await.unwrap();
+    assert_eq!(provider.hits(), 3);
+    assert_eq!(auth.verify(&token(&b)).unwrap().sub, "user-1");
 }

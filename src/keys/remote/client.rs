@@ -124,7 +124,9 @@ fn tls_config() -> Result<rustls::ClientConfig, crate::Error> {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| crate::Error::Config(format!("TLS: {e}")))?;
-    Ok(config.with_root_certificates(roots()?).with_no_client_auth())
+    Ok(config
+        .with_root_certificates(roots()?)
+        .with_no_client_auth())
 }
 
 /// The rustls provider on the signature backend's crypto (see Cargo.toml).

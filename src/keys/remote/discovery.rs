@@ -54,14 +54,28 @@ mod tests {
     #[test]
     fn reads_jwks_uri_of_the_right_issuer() {
         let doc = br#"{"issuer":"https://id.example.com","jwks_uri":"https://id.example.com/keys","other":1}"#;
-        assert_eq!(jwks_uri(doc, ISSUER).unwrap().to_string(), "https://id.example.com/keys");
+        assert_eq!(
+            jwks_uri(doc, ISSUER).unwrap().to_string(),
+            "https://id.example.com/keys"
+        );
     }
 
     #[test]
     fn refuses_another_issuer_even_nearly_equal() {
-        for issuer in ["https://id.example.com/", "https://ID.example.com", "https://evil.example.com"] {
-            let doc = format!(r#"{{"issuer":"{issuer}","jwks_uri":"https://id.example.com/keys"}}"#);
-            assert!(matches!(jwks_uri(doc.as_bytes(), ISSUER), Err(FetchError::Discovery(_))), "{issuer}");
+        for issuer in [
+            "https://id.example.com/",
+            "https://ID.example.com",
+            "https://evil.example.com",
+        ] {
+            let doc =
+                format!(r#"{{"issuer":"{issuer}","jwks_uri":"https://id.example.com/keys"}}"#);
+            assert!(
+                matches!(
+                    jwks_uri(doc.as_bytes(), ISSUER),
+                    Err(FetchError::Discovery(_))
+                ),
+                "{issuer}"
+            );
         }
     }
 

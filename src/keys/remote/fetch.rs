@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION};
+use http::header::{
+    ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION,
+};
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::BodyExt;
 
@@ -105,7 +107,11 @@ async fn follow(
     }
 }
 
-fn request(url: &Uri, etag: Option<&HeaderValue>, document: Document) -> Result<Request<()>, FetchError> {
+fn request(
+    url: &Uri,
+    etag: Option<&HeaderValue>,
+    document: Document,
+) -> Result<Request<()>, FetchError> {
     let accept = match document {
         Document::Jwks => "application/jwk-set+json, application/json",
         Document::Discovery => "application/json",
@@ -114,9 +120,7 @@ fn request(url: &Uri, etag: Option<&HeaderValue>, document: Document) -> Result<
     if let Some(etag) = etag {
         builder = builder.header(IF_NONE_MATCH, etag);
     }
-    builder
-        .body(())
-        .map_err(|e| FetchError::Url(e.to_string()))
+    builder.body(()).map_err(|e| FetchError::Url(e.to_string()))
 }
 
 /// `application/json`, `application/jwk-set+json` or another
@@ -126,7 +130,12 @@ fn check_content_type(headers: &HeaderMap, document: Document) -> Result<(), Fet
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let json = essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"));
     if json {
@@ -144,12 +153,7 @@ fn check_content_type(headers: &HeaderMap, document: Document) -> Result<(), Fet
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// Reads the body frame by frame, refusing it as soon as it outgrows `cap`
@@ -213,13 +217,25 @@ mod tests {
     #[test]
     fn cache_control_max_age() {
         let secs = |pairs| max_age(&headers(pairs)).map(|d| d.as_secs());
-        assert_eq!(secs(&[("cache-control", "public, max-age=3600")]), Some(3600));
-        assert_eq!(secs(&[("cache-control", "Max-Age=\"60\", must-revalidate")]), Some(60));
-        assert_eq!(secs(&[("cache-control", "public"), ("cache-control", "max-age=5")]), Some(5));
+        assert_eq!(
+            secs(&[("cache-control", "public, max-age=3600")]),
+            Some(3600)
+        );
+        assert_eq!(
+            secs(&[("cache-control", "Max-Age=\"60\", must-revalidate")]),
+            Some(60)
+        );
+        assert_eq!(
+            secs(&[("cache-control", "public"), ("cache-control", "max-age=5")]),
+            Some(5)
+        );
         assert_eq!(secs(&[("cache-control", "max-age=60, no-cache")]), Some(0));
         assert_eq!(secs(&[("cache-control", "no-store")]), Some(0));
         assert_eq!(secs(&[("cache-control", "max-age=-1")]), None);
-        assert_eq!(secs(&[("cache-control", "max-age=99999999999999999999999")]), None);
+        assert_eq!(
+            secs(&[("cache-control", "max-age=99999999999999999999999")]),
+            None
+        );
         assert_eq!(secs(&[]), None);
     }
 
@@ -251,18 +267,35 @@ mod tests {
             self: std::pin::Pin<&mut Self>,
             _: &mut std::task::Context<'_>,
         ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, crate::BoxError>>> {
-            std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(&[b'x'; 100])))))
+            std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+                &[b'x'; 100],
+            )))))
         }
     }
 
     #[tokio::test]
     async fn body_cap_is_enforced_while_streaming() {
         let endless = Endless.boxed_unsync();
-        assert!(matches!(read_capped(endless, 999, None).await, Err(FetchError::TooLarge(999))));
-        let full = || http_body_util::Full::new(Bytes::from(vec![b'x'; 1000])).map_err(|e| match e {}).boxed_unsync();
+        assert!(matches!(
+            read_capped(endless, 999, None).await,
+            Err(FetchError::TooLarge(999))
+        ));
+        let full = || {
+            http_body_util::Full::new(Bytes::from(vec![b'x'; 1000]))
+                .map_err(|e| match e {})
+                .boxed_unsync()
+        };
         assert_eq!(read_capped(full(), 1000, None).await.unwrap().len(), 1000);
-        assert!(matches!(read_capped(full(), 999, None).await, Err(FetchError::TooLarge(999))));
-        let empty = http_body_util::Empty::<Bytes>::new().map_err(|e| match e {}).boxed_unsync();
-        assert!(matches!(read_capped(empty, 10, Some(11)).await, Err(FetchError::TooLarge(10))));
+        assert!(matches!(
+            read_capped(full(), 999, None).await,
+            Err(FetchError::TooLarge(999))
+        ));
+        let empty = http_body_util::Empty::<Bytes>::new()
+            .map_err(|e| match e {})
+            .boxed_unsync();
+        assert!(matches!(
+            read_capped(empty, 10, Some(11)).await,
+            Err(FetchError::TooLarge(10))
+        ));
     }
 }

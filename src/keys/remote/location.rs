@@ -77,12 +77,11 @@ pub(crate) fn same_origin_redirect(base: &Uri, location: &str) -> Result<Uri, Fe
 
 fn same_origin(a: &Uri, b: &Uri) -> bool {
     let port = |u: &Uri| {
-        u.port_u16()
-            .or_else(|| match u.scheme_str() {
-                Some("https") => Some(443),
-                Some("http") => Some(80),
-                _ => None,
-            })
+        u.port_u16().or_else(|| match u.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        })
     };
     a.scheme() == b.scheme()
         && b.scheme().is_some()
@@ -149,7 +148,9 @@ mod tests {
     #[test]
     fn discovery_url_drops_one_trailing_slash() {
         assert_eq!(
-            discovery_url("https://id.example.com/realms/x/").unwrap().to_string(),
+            discovery_url("https://id.example.com/realms/x/")
+                .unwrap()
+                .to_string(),
             "https://id.example.com/realms/x/.well-known/openid-configuration"
         );
     }

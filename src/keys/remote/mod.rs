@@ -62,8 +62,8 @@ mod discovery;
 mod fetch;
 mod location;
 mod refresh;
-mod setup;
 mod schedule;
+mod setup;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -374,8 +374,9 @@ impl RemoteKeys {
         }
     }
 
-    /// Fetches now, whatever the schedule and the cooldown (joining a fetch
-    /// under way), and returns its outcome.
+    /// Fetches now, whatever the schedule and the cooldown, and returns the
+    /// outcome. A fetch already under way is waited for first: the one
+    /// returned starts after this call.
     ///
     /// # Errors
     /// Why the fetch failed; the keys held are then kept as after any
@@ -385,12 +386,18 @@ impl RemoteKeys {
             return Err(FetchError::NoRuntime);
         }
         let shared = &self.handle.shared;
-        let mut done = {
-            let mut gate = shared.gate.lock().unwrap_or_else(|e| e.into_inner());
-            if gate.force(tokio::time::Instant::now()) {
-                shared.wake.notify_one();
-            }
-            shared.done.subscribe()
+        let mut done = loop {
+            let mut done = {
+                let mut gate = shared.gate.lock().unwrap_or_else(|e| e.into_inner());
+                let done = shared.done.subscribe();
+                if !gate.in_flight() {
+                    gate.force(tokio::time::Instant::now());
+                    shared.wake.notify_one();
+                    break done;
+                }
+                done
+            };
+            done.changed().await.map_err(|_| FetchError::NoRuntime)?;
         };
         done.changed().await.map_err(|_| FetchError::NoRuntime)?;
         match done.borrow().last_error.clone() {

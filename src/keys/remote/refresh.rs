@@ -111,7 +111,15 @@ impl State {
             }
             (None, Target::Jwks(uri)) => uri.clone(),
         };
-        match fetch::get(client, &jwks_uri, self.etag.as_ref(), Document::Jwks, limits).await? {
+        match fetch::get(
+            client,
+            &jwks_uri,
+            self.etag.as_ref(),
+            Document::Jwks,
+            limits,
+        )
+        .await?
+        {
             Fetched::NotModified { max_age } => Ok(Update::NotModified { max_age }),
             Fetched::Modified {
                 body,

@@ -11,7 +11,11 @@ use super::RemoteOptions;
 
 /// When to refresh after a successful fetch: the document's `max-age`
 /// clamped to the configured bounds, or the default interval.
-pub(crate) fn next_refresh(now: Instant, max_age: Option<Duration>, options: &RemoteOptions) -> Instant {
+pub(crate) fn next_refresh(
+    now: Instant,
+    max_age: Option<Duration>,
+    options: &RemoteOptions,
+) -> Instant {
     let interval = max_age.map_or(options.refresh_interval, |age| {
         age.clamp(options.min_refresh_interval, options.max_refresh_interval)
     });
@@ -108,6 +112,11 @@ impl Gate {
         self.in_flight = false;
     }
 
+    /// Whether a fetch is running or about to.
+    pub(crate) fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
     /// Whether a request asked for a fetch not yet begun.
     pub(crate) fn requested(&self) -> bool {
         self.requested
@@ -138,7 +147,10 @@ mod tests {
     fn backoff_doubles_up_to_the_cap_with_jitter_within_half() {
         let o = options();
         assert_eq!(backoff(1, &o, 0.0), o.initial_backoff / 2);
-        assert_eq!(backoff(1, &o, 0.999_999), o.initial_backoff.mul_f64(0.999_999_5));
+        assert_eq!(
+            backoff(1, &o, 0.999_999),
+            o.initial_backoff.mul_f64(0.999_999_5)
+        );
         assert_eq!(backoff(3, &o, 0.0), o.initial_backoff * 2);
         assert_eq!(backoff(1000, &o, 0.0), o.max_backoff / 2);
         assert!(backoff(u32::MAX, &o, 1.0) <= o.max_backoff);
@@ -172,7 +184,10 @@ mod tests {
         assert_eq!(gate.decide(t0, cooldown), Decision::Join);
         gate.end();
         // Done: no second refetch within the cooldown.
-        assert_eq!(gate.decide(t0 + Duration::from_secs(29), cooldown), Decision::Refuse);
+        assert_eq!(
+            gate.decide(t0 + Duration::from_secs(29), cooldown),
+            Decision::Refuse
+        );
         assert_eq!(gate.decide(t0 + cooldown, cooldown), Decision::Trigger);
     }
 
