@@ -431,6 +431,9 @@ async fn unknown_kid_flood_causes_at_most_one_fetch_per_cooldown() {
     assert_eq!(status_of(&api, &token(&a)).await, StatusCode::OK);
 }
 
+/// What a failing fetch must report.
+type Expected = fn(&FetchError) -> bool;
+
 #[tokio::test]
 async fn provider_failures_keep_cached_keys_and_forge_nothing() {
     let a = key_a();
@@ -441,7 +444,7 @@ async fn provider_failures_keep_cached_keys_and_forge_nothing() {
     let remote = ready_source(&provider, o).await;
     let api = serve(layer(&remote)).await;
 
-    let failures: Vec<(Mode, fn(&FetchError) -> bool)> = vec![
+    let failures: Vec<(Mode, Expected)> = vec![
         (Mode::Reset, |e| matches!(e, FetchError::Transport(_))),
         (Mode::Hang, |e| matches!(e, FetchError::Timeout)),
         (Mode::Status(500), |e| *e == FetchError::Status(500)),
