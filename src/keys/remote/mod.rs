@@ -24,7 +24,7 @@
 //!   retried with exponential backoff and jitter. Fetches are bounded
 //!   (connect and total timeouts, body size), follow same-origin redirects
 //!   only, and need a JSON content type; keys that fail the
-//!   [`JwkPolicy`](crate::keys::JwkPolicy) are skipped, the others kept.
+//!   [`JwkPolicy`] are skipped, the others kept.
 //! - Only `https` URLs are fetched, except on loopback (127.0.0.0/8, `::1`,
 //!   `localhost`).
 //! - The task ends when the last layer (and [`RemoteKeys`]) holding the
