@@ -25,7 +25,8 @@ async fn provider_failures_keep_cached_keys_and_forge_nothing() {
     let a = key_a();
     let provider = Provider::start(&[&a]).await;
     let mut o = options();
-    o.timeout = Duration::from_millis(300);
+    // Long enough for a loaded machine to answer, short enough to wait out.
+    o.timeout = Duration::from_secs(2);
     o.max_body_len = 64 * 1024;
     let remote = ready_source(&provider, o).await;
     let api = serve(layer(&remote)).await;
@@ -253,4 +254,30 @@ async fn keys_past_the_maximum_staleness_are_dropped_until_a_fetch_succeeds() {
     provider.serve(&[&a]);
     bounded(remote.refresh()).await.unwrap();
     assert_eq!(status_of(&api, &token(&a)).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_request_without_keys_asks_for_a_fetch_instead_of_waiting_out_the_backoff() {
+    let a = key_a();
+    let reserved = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = reserved.local_addr().unwrap();
+    drop(reserved);
+    let mut o = options(); // backoff: an hour
+    o.refetch_cooldown = Duration::ZERO;
+    let remote = RemoteKeys::jwks_url(&format!("http://{addr}/jwks"), o).unwrap();
+    assert!(matches!(
+        bounded(remote.refresh()).await,
+        Err(FetchError::Transport(_))
+    ));
+    let api = serve(layer(&remote)).await;
+    let provider = Provider::start_on(TcpListener::bind(addr).await.unwrap(), &[&a]);
+    // Still no keys: 503, but the request asked for a fetch…
+    assert_eq!(
+        status_of(&api, &token(&a)).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // …which brings the keys well before the hour of backoff is over.
+    bounded(remote.ready()).await;
+    assert_eq!(status_of(&api, &token(&a)).await, StatusCode::OK);
+    assert_eq!(provider.hits(), 1);
 }
