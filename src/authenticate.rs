@@ -34,6 +34,9 @@ pub(crate) struct Authenticator<C> {
     /// payload is at hand.
     pub(crate) policy: Policy<C>,
     pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
+    /// The remote source filling `keys`, asked to refetch for unknown keys.
+    #[cfg(feature = "remote-jwks")]
+    pub(crate) remote: Option<crate::keys::remote::RemoteKeys>,
 }
 
 /// What authenticating a request concluded.
@@ -56,6 +59,10 @@ pub(crate) enum Outcome<C> {
         denial: Option<Rejection>,
     },
     Rejected(Rejection),
+    /// The token names a key not held (remote keys): verify again once
+    /// this refetch is done or timed out.
+    #[cfg(feature = "remote-jwks")]
+    Refetch(crate::keys::remote::RefetchWait),
 }
 
 /// A token whose signature and claims hold.
@@ -73,6 +80,17 @@ pub(crate) struct Checked<C> {
 impl<C: DeserializeOwned> Authenticator<C> {
     /// The whole pipeline for one request.
     pub(crate) fn authenticate(&self, headers: &HeaderMap, uri: &Uri) -> Outcome<C> {
+        self.run(headers, uri, true)
+    }
+
+    /// The pipeline again, after a refetch: no second one.
+    #[cfg(feature = "remote-jwks")]
+    pub(crate) fn authenticate_after_refetch(&self, headers: &HeaderMap, uri: &Uri) -> Outcome<C> {
+        self.run(headers, uri, false)
+    }
+
+    #[cfg_attr(not(feature = "remote-jwks"), allow(unused_variables))]
+    fn run(&self, headers: &HeaderMap, uri: &Uri, may_refetch: bool) -> Outcome<C> {
         let token = match token::find(&self.sources, headers, uri) {
             Found::Token(token) => token,
             Found::Nothing if self.optional => return Outcome::Anonymous,
@@ -98,7 +116,42 @@ impl<C: DeserializeOwned> Authenticator<C> {
             Ok(Checked {
                 claims, payload, ..
             }) => Outcome::Verified { claims, payload },
+            #[cfg(feature = "remote-jwks")]
+            Err(rejection) if may_refetch => match self.refetch_for(&rejection) {
+                Some(wait) => Outcome::Refetch(wait),
+                None => Outcome::Rejected(rejection),
+            },
             Err(rejection) => Outcome::Rejected(rejection),
+        }
+    }
+
+    /// A refetch to wait for when the token names a key (or algorithm) no
+    /// key held has. With no keys at all the request is answered 503 at
+    /// once, but asks for a fetch too (starting the source if it was built
+    /// outside a runtime), so a provider that is back is not left waiting
+    /// for the end of a long backoff.
+    #[cfg(feature = "remote-jwks")]
+    pub(crate) fn refetch_for(
+        &self,
+        rejection: &Rejection,
+    ) -> Option<crate::keys::remote::RefetchWait> {
+        let remote = self.remote.as_ref()?;
+        match rejection.kind() {
+            RejectionKind::InvalidToken(Reason::UnknownKey | Reason::Algorithm) => remote.refetch(),
+            RejectionKind::Unavailable => {
+                drop(remote.refetch());
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Resolves once the keys are there (at once unless they come from a
+    /// remote source).
+    pub(crate) async fn ready(&self) {
+        #[cfg(feature = "remote-jwks")]
+        if let Some(remote) = &self.remote {
+            remote.ready().await;
         }
     }
 

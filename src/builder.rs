@@ -50,7 +50,7 @@ where
 pub struct JwtAuthBuilder<C> {
     keys: Vec<VerifyingKey>,
     store: Option<KeyStore>,
-    error: Option<Error>,
+    pub(crate) error: Option<Error>,
     rules: Rules,
     sources: Vec<TokenSource>,
     optional: bool,
@@ -61,6 +61,8 @@ pub struct JwtAuthBuilder<C> {
     revocation: Option<Arc<dyn RevocationCheck>>,
     render: Option<Box<Render>>,
     grpc_answers: bool,
+    #[cfg(feature = "remote-jwks")]
+    pub(crate) remote: crate::keys::remote::RemoteSetup,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -103,6 +105,8 @@ where
             revocation: None,
             render: None,
             grpc_answers: true,
+            #[cfg(feature = "remote-jwks")]
+            remote: Default::default(),
             _claims: PhantomData,
         }
     }
@@ -363,7 +367,11 @@ where
         if let Some(err) = self.error {
             return Err(err);
         }
-        let keys = match (self.store, self.keys.is_empty()) {
+        #[cfg(feature = "remote-jwks")]
+        let (remote, store) = self.remote.build(self.store, !self.keys.is_empty())?;
+        #[cfg(not(feature = "remote-jwks"))]
+        let store = self.store;
+        let keys = match (store, self.keys.is_empty()) {
             (Some(store), true) => store,
             (None, false) => KeyStore::new(KeySet::new(self.keys)),
             (None, true) => return Err(Error::Config("no verification key configured".into())),
@@ -390,6 +398,8 @@ where
                 claim_rules: self.claim_rules,
                 policy,
                 revocation: self.revocation,
+                #[cfg(feature = "remote-jwks")]
+                remote,
             },
             responder: Arc::new(Responder {
                 realm: self.realm.into(),

@@ -61,6 +61,10 @@
 //! - `axum`: `axum::Claims` extractors, the `axum::Authorized` guard;
 //!   [`Rejection`] as a response.
 //! - `issue`: `issue::SigningKey` and JWKS export, for token issuers.
+//! - `remote-jwks`: keys from a JWKS URL or an OpenID issuer, refreshed in
+//!   the background (`keys::remote`, `JwtAuthBuilder::jwks_url` /
+//!   `oidc_issuer`); `remote-jwks-native-roots`: its default client trusts
+//!   the system's root certificates instead of the webpki ones.
 //!
 //! # Modules, along one request
 //!
