@@ -9,7 +9,7 @@ use std::sync::Arc;
 use http::{HeaderMap, Uri};
 use serde::de::DeserializeOwned;
 
-use crate::claims::{self, RegisteredClaims, Rules};
+use crate::claims::{self, Registered, RegisteredClaims, Rules};
 use crate::jws;
 use crate::keys::KeyStore;
 use crate::reject::{Reason, Rejection, RejectionKind};
@@ -30,6 +30,8 @@ pub(crate) struct Authenticator<C> {
     pub(crate) claim_rules: Vec<Predicate<C>>,
     pub(crate) authorize: Vec<Predicate<C>>,
     pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
+    #[cfg(feature = "cache")]
+    pub(crate) cache: Option<crate::cache::Store<C>>,
 }
 
 /// What authenticating a request concluded.
@@ -59,7 +61,7 @@ pub(crate) struct Checked<C> {
     pub(crate) denial: Option<Rejection>,
 }
 
-impl<C: DeserializeOwned> Authenticator<C> {
+impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
     /// The whole pipeline for one request.
     pub(crate) fn authenticate(&self, headers: &HeaderMap, uri: &Uri) -> Outcome<C> {
         let token = match token::find(&self.sources, headers, uri) {
@@ -90,11 +92,22 @@ impl<C: DeserializeOwned> Authenticator<C> {
     /// Every check but the token's location, in this order: size, keys,
     /// signature, registered claims, claim rules (all 401), then scopes and
     /// authorization rules (403), whose verdict is returned rather than
-    /// answered so that a revocation check can take precedence.
+    /// answered so that a revocation check can take precedence. A token
+    /// found in the verified-token cache skips keys, signature and
+    /// decoding; everything after runs again.
     pub(crate) fn verify(&self, token: &[u8]) -> Result<Checked<C>, Rejection> {
         let invalid = |reason| Rejection::from(RejectionKind::InvalidToken(reason));
         if token.len() > self.max_token_len {
             return Err(invalid(Reason::TooLarge));
+        }
+        let now = self.rules.clock.now();
+        #[cfg(feature = "cache")]
+        if let Some(hit) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(token, &self.keys, now))
+        {
+            return self.conclude(hit.claims.clone(), &hit.registered, hit.typ_at_jwt, now);
         }
         let keys = self.keys.guard();
         // An empty store has not been loaded yet (or its source is down):
@@ -107,13 +120,42 @@ impl<C: DeserializeOwned> Authenticator<C> {
         let payload = jws::decode_payload(verified.compact.payload, &mut stack).map_err(invalid)?;
         let (claims, registered) =
             claims::decode::<C>(&payload, &self.rules.required).map_err(invalid)?;
+        let checked = self.conclude(claims, &registered, verified.typ_at_jwt, now)?;
+        #[cfg(feature = "cache")]
+        if let Some(cache) = &self.cache {
+            let (typ, key_id, len) = (verified.typ_at_jwt, verified.key_id, payload.len());
+            cache.insert(
+                token,
+                &checked.claims,
+                registered,
+                typ,
+                key_id,
+                len,
+                &self.rules,
+                now,
+            );
+        }
+        Ok(checked)
+    }
+
+    /// The checks after the signature, which a cached token goes through
+    /// again: registered claims at `now`, claim rules, scopes,
+    /// authorization rules, and what a revocation check needs.
+    fn conclude(
+        &self,
+        claims: C,
+        registered: &Registered<'_>,
+        typ_at_jwt: bool,
+        now: u64,
+    ) -> Result<Checked<C>, Rejection> {
+        let invalid = |reason| Rejection::from(RejectionKind::InvalidToken(reason));
         self.rules
-            .check(&registered, verified.typ_at_jwt, claims::now())
+            .check(registered, typ_at_jwt, now)
             .map_err(invalid)?;
         if !self.claim_rules.iter().all(|rule| rule(&claims)) {
             return Err(invalid(Reason::ClaimsRule));
         }
-        let denial = if let Some(required) = self.rules.missing_scope(&registered) {
+        let denial = if let Some(required) = self.rules.missing_scope(registered) {
             Some(RejectionKind::InsufficientScope { required }.into())
         } else if !self.authorize.iter().all(|rule| rule(&claims)) {
             Some(RejectionKind::Forbidden.into())

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderName, Response};
@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::alg::Algorithm;
 use crate::authenticate::{Authenticator, Predicate};
-use crate::claims::Rules;
+use crate::claims::{Clock, Rules};
 use crate::error::Error;
 use crate::keys::{KeySet, KeyStore, VerifyingKey};
 use crate::reject::{DEFAULT_REALM, Rejection, Render, Responder};
@@ -60,6 +60,8 @@ pub struct JwtAuthBuilder<C> {
     revocation: Option<Arc<dyn RevocationCheck>>,
     render: Option<Box<Render>>,
     grpc_answers: bool,
+    #[cfg(feature = "cache")]
+    cache: Option<crate::cache::TokenCache>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -102,6 +104,8 @@ where
             revocation: None,
             render: None,
             grpc_answers: true,
+            #[cfg(feature = "cache")]
+            cache: None,
             _claims: PhantomData,
         }
     }
@@ -348,6 +352,24 @@ where
         self
     }
 
+    /// Keeps verified tokens in a bounded cache, so that a token presented
+    /// again skips its signature check; every other check still runs. Off
+    /// by default; see [`crate::cache`].
+    #[cfg(feature = "cache")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+    pub fn cache(mut self, cache: crate::cache::TokenCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Reads the time from `now` instead of the system clock, for every
+    /// time check (`exp`, `nbf`, `iat`, `max_age`, cached entries): for
+    /// tests that move time. Whole seconds count.
+    pub fn clock(mut self, now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.rules.clock = Clock::new(now);
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     ///
     /// # Errors
@@ -383,6 +405,8 @@ where
                 claim_rules: self.claim_rules,
                 authorize: self.authorize,
                 revocation: self.revocation,
+                #[cfg(feature = "cache")]
+                cache: self.cache.map(|cache| cache.store()),
             },
             responder: Arc::new(Responder {
                 realm: self.realm.into(),

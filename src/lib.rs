@@ -60,6 +60,7 @@
 //! - `aws_lc_rs`: jsonwebtoken's AWS-LC backend; wins when both are on.
 //! - `axum`: `axum::Claims` extractors; [`Rejection`] as a response.
 //! - `issue`: `issue::SigningKey` and JWKS export, for token issuers.
+//! - `cache`: [`cache::TokenCache`], a bounded verified-token cache.
 //!
 //! # Modules, along one request
 //!
@@ -107,6 +108,11 @@ mod claims;
 
 // The revocation trait.
 pub mod revoke;
+
+// The verified-token cache.
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub mod cache;
 
 // Rejections and their HTTP / gRPC answers.
 pub mod reject;

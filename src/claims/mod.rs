@@ -21,6 +21,7 @@ mod rules;
 mod value;
 
 pub(crate) use decode::decode;
+pub(crate) use registered::Registered;
 pub use registered::RegisteredClaims;
 pub use rules::DEFAULT_LEEWAY;
-pub(crate) use rules::{Rules, now};
+pub(crate) use rules::{Clock, Rules};

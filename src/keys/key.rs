@@ -226,6 +226,11 @@ impl VerifyingKey {
     }
 
     /// Checks a signature (raw bytes, not base64) over `message`.
+    /// The process-unique id of this key (shared by its clones).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     pub(crate) fn verify(&self, message: &[u8], signature: &Vec<u8>) -> bool {
         #[cfg(test)]
         super::VERIFICATIONS.with(|count| count.set(count.get() + 1));
