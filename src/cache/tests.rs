@@ -461,3 +461,51 @@ fn counters_export_as_pairs() {
     assert_eq!(stats.counters()[1], ("misses", 2));
     assert!(stats.counters()[2..].iter().all(|&(_, value)| value == 0));
 }
+
+#[test]
+fn once_a_key_is_replaced_no_thread_is_served_what_it_verified() {
+    let (clock, cache) = (Clock::new(), TokenCache::new());
+    let store = KeyStore::new(KeySet::new([key(SECRET, "k1")]));
+    let layer = with_store(&clock, &cache, &store);
+    let tokens: Vec<String> = (0..8)
+        .map(|i| {
+            mint(
+                SECRET,
+                "k1",
+                &json!({ "sub": format!("u{i}"), "exp": T + 60 }),
+            )
+        })
+        .collect();
+    let replaced = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for worker in 0..2 {
+            let (layer, tokens, replaced) = (&layer, &tokens, &replaced);
+            scope.spawn(move || {
+                // Until 500 lookups after the replacement (bounded, so that
+                // a cache that never hits fails instead of hanging).
+                let mut after_replacement = 0;
+                for round in 0..1_000_000 {
+                    // Read the flag first: a replacement finished before
+                    // this point must be honoured by the lookup after it.
+                    let after = replaced.load(Ordering::SeqCst);
+                    let verdict = layer.verify(&tokens[(round + worker) % tokens.len()]);
+                    if after {
+                        assert!(verdict.is_err(), "served after the key left");
+                        after_replacement += 1;
+                        if after_replacement == 500 {
+                            return;
+                        }
+                    }
+                }
+                panic!("the key was never replaced");
+            });
+        }
+        // Let the workers fill the cache, then take the key away.
+        while cache.stats().hits < 100 && cache.stats().misses < 1_000_000 {
+            std::thread::yield_now();
+        }
+        store.replace(KeySet::new([key(OTHER_SECRET, "k2")]));
+        replaced.store(true, Ordering::SeqCst);
+    });
+    assert!(cache.stats().key_removed >= 1);
+}
