@@ -225,12 +225,12 @@ impl VerifyingKey {
         self.alg
     }
 
-    /// Checks a signature (raw bytes, not base64) over `message`.
     /// The process-unique id of this key (shared by its clones).
     pub(crate) fn id(&self) -> u64 {
         self.id
     }
 
+    /// Checks a signature (raw bytes, not base64) over `message`.
     pub(crate) fn verify(&self, message: &[u8], signature: &Vec<u8>) -> bool {
         #[cfg(test)]
         super::VERIFICATIONS.with(|count| count.set(count.get() + 1));
