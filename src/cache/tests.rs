@@ -509,3 +509,44 @@ fn once_a_key_is_replaced_no_thread_is_served_what_it_verified() {
     });
     assert!(cache.stats().key_removed >= 1);
 }
+
+/// Collects what a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn hits_misses_and_drops_are_traced_without_the_token() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let (clock, cache) = (Clock::new(), TokenCache::new());
+    let store = KeyStore::new(KeySet::new([key(SECRET, "k1")]));
+    let layer = with_store(&clock, &cache, &store);
+    let token = token(T + 60);
+    tracing::subscriber::with_default(subscriber, || {
+        layer.verify(&token).unwrap();
+        layer.verify(&token).unwrap();
+        clock.set(T + 60);
+        layer.verify(&token).unwrap_err();
+    });
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for event in ["cache miss", "cache insert", "cache hit", "entry expired"] {
+        assert!(log.contains(event), "{event} missing from {log}");
+    }
+    for segment in token.split('.') {
+        assert!(!log.contains(segment), "a token segment was logged: {log}");
+    }
+}
