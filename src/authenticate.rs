@@ -10,7 +10,7 @@ use http::{HeaderMap, Uri};
 use serde::de::DeserializeOwned;
 
 use crate::authorize::{self, Policy, TokenPayload};
-use crate::claims::{self, RegisteredClaims, Rules};
+use crate::claims::{self, Registered, RegisteredClaims, Rules};
 use crate::jws;
 use crate::keys::KeyStore;
 use crate::reject::{Reason, Rejection, RejectionKind};
@@ -37,6 +37,9 @@ pub(crate) struct Authenticator<C> {
     /// The remote source filling `keys`, asked to refetch for unknown keys.
     #[cfg(feature = "remote-jwks")]
     pub(crate) remote: Option<crate::keys::remote::RemoteKeys>,
+    /// The verified-token cache, when configured.
+    #[cfg(feature = "cache")]
+    pub(crate) cache: Option<crate::cache::Store<C>>,
 }
 
 /// What authenticating a request concluded.
@@ -77,7 +80,7 @@ pub(crate) struct Checked<C> {
     pub(crate) denial: Option<Rejection>,
 }
 
-impl<C: DeserializeOwned> Authenticator<C> {
+impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
     /// The whole pipeline for one request.
     pub(crate) fn authenticate(&self, headers: &HeaderMap, uri: &Uri) -> Outcome<C> {
         self.run(headers, uri, true)
@@ -158,11 +161,28 @@ impl<C: DeserializeOwned> Authenticator<C> {
     /// Every check but the token's location, in this order: size, keys,
     /// signature, registered claims, claim rules (all 401), then the
     /// layer-wide policy (403), whose verdict is returned rather than
-    /// answered so that a revocation check can take precedence.
+    /// answered so that a revocation check can take precedence. A token
+    /// found in the verified-token cache skips keys, signature and
+    /// decoding; everything after runs again.
     pub(crate) fn verify(&self, token: &[u8]) -> Result<Checked<C>, Rejection> {
         let invalid = |reason| Rejection::from(RejectionKind::InvalidToken(reason));
         if token.len() > self.max_token_len {
             return Err(invalid(Reason::TooLarge));
+        }
+        let now = self.rules.clock.now();
+        #[cfg(feature = "cache")]
+        if let Some(hit) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.get(token, &self.keys, now))
+        {
+            return self.conclude(
+                hit.claims.clone(),
+                &hit.registered,
+                Payload::Cached(&hit.payload),
+                hit.typ_at_jwt,
+                now,
+            );
         }
         let keys = self.keys.guard();
         // An empty store has not been loaded yet (or its source is down):
@@ -175,8 +195,44 @@ impl<C: DeserializeOwned> Authenticator<C> {
         let payload = jws::decode_payload(verified.compact.payload, &mut stack).map_err(invalid)?;
         let (claims, registered) =
             claims::decode::<C>(&payload, &self.rules.required).map_err(invalid)?;
+        let checked = self.conclude(
+            claims,
+            &registered,
+            Payload::Decoded(&payload),
+            verified.typ_at_jwt,
+            now,
+        )?;
+        #[cfg(feature = "cache")]
+        if let Some(cache) = &self.cache {
+            let (typ, key_id) = (verified.typ_at_jwt, verified.key_id);
+            cache.insert(
+                token,
+                &checked.claims,
+                registered,
+                &payload,
+                typ,
+                key_id,
+                &self.rules,
+                now,
+            );
+        }
+        Ok(checked)
+    }
+
+    /// The checks after the signature, which a cached token goes through
+    /// again: registered claims at `now`, claim rules, scopes,
+    /// authorization rules, and what a revocation check needs.
+    fn conclude(
+        &self,
+        claims: C,
+        registered: &Registered<'_>,
+        payload: Payload<'_>,
+        typ_at_jwt: bool,
+        now: u64,
+    ) -> Result<Checked<C>, Rejection> {
+        let invalid = |reason| Rejection::from(RejectionKind::InvalidToken(reason));
         self.rules
-            .check(&registered, verified.typ_at_jwt, claims::now())
+            .check(registered, typ_at_jwt, now)
             .map_err(invalid)?;
         if !self.claim_rules.iter().all(|rule| rule(&claims)) {
             return Err(invalid(Reason::ClaimsRule));
@@ -185,12 +241,12 @@ impl<C: DeserializeOwned> Authenticator<C> {
             None
         } else {
             self.policy
-                .check(&claims, &payload, Some(&registered))
+                .check(&claims, payload.bytes(), Some(registered))
                 .err()
         };
         // A token the layer refuses is never handed on: nothing to keep.
         let keep = denial.is_none() && authorize::payload_wanted();
-        let payload = keep.then(|| TokenPayload::new(&payload));
+        let payload = keep.then(|| payload.keep());
         let registered = self
             .revocation
             .is_some()
@@ -208,5 +264,31 @@ impl<C: DeserializeOwned> Authenticator<C> {
             .as_ref()
             .expect("registered claims are only kept for a revocation check")
             .is_revoked(registered)
+    }
+}
+
+/// The verified payload JSON as `conclude` gets it: just decoded (copied
+/// only if kept), or shared with a verified-token cache entry.
+enum Payload<'a> {
+    Decoded(&'a [u8]),
+    #[cfg(feature = "cache")]
+    Cached(&'a TokenPayload),
+}
+
+impl Payload<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Decoded(bytes) => bytes,
+            #[cfg(feature = "cache")]
+            Payload::Cached(payload) => payload.bytes(),
+        }
+    }
+
+    fn keep(self) -> TokenPayload {
+        match self {
+            Payload::Decoded(bytes) => TokenPayload::new(bytes),
+            #[cfg(feature = "cache")]
+            Payload::Cached(payload) => payload.clone(),
+        }
     }
 }

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderName, Response};
@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::alg::Algorithm;
 use crate::authenticate::{Authenticator, Predicate};
 use crate::authorize::PolicyBuilder;
-use crate::claims::Rules;
+use crate::claims::{Clock, Rules};
 use crate::error::Error;
 use crate::keys::{KeySet, KeyStore, VerifyingKey};
 use crate::reject::{DEFAULT_REALM, Rejection, Render, Responder};
@@ -63,6 +63,8 @@ pub struct JwtAuthBuilder<C> {
     grpc_answers: bool,
     #[cfg(feature = "remote-jwks")]
     pub(crate) remote: crate::keys::remote::RemoteSetup,
+    #[cfg(feature = "cache")]
+    cache: Option<crate::cache::TokenCache>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -107,6 +109,8 @@ where
             grpc_answers: true,
             #[cfg(feature = "remote-jwks")]
             remote: Default::default(),
+            #[cfg(feature = "cache")]
+            cache: None,
             _claims: PhantomData,
         }
     }
@@ -357,6 +361,24 @@ where
         self
     }
 
+    /// Keeps verified tokens in a bounded cache, so that a token presented
+    /// again skips its signature check; every other check still runs. Off
+    /// by default; see [`crate::cache`].
+    #[cfg(feature = "cache")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+    pub fn cache(mut self, cache: crate::cache::TokenCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Reads the time from `now` instead of the system clock, for every
+    /// time check (`exp`, `nbf`, `iat`, `max_age`, cached entries): for
+    /// tests that move time. Whole seconds count.
+    pub fn clock(mut self, now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.rules.clock = Clock::new(now);
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     ///
     /// # Errors
@@ -400,6 +422,8 @@ where
                 revocation: self.revocation,
                 #[cfg(feature = "remote-jwks")]
                 remote,
+                #[cfg(feature = "cache")]
+                cache: self.cache.map(|cache| cache.store()),
             },
             responder: Arc::new(Responder {
                 realm: self.realm.into(),

@@ -65,6 +65,7 @@
 //!   the background (`keys::remote`, `JwtAuthBuilder::jwks_url` /
 //!   `oidc_issuer`); `remote-jwks-native-roots`: its default client trusts
 //!   the system's root certificates instead of the webpki ones.
+//! - `cache`: [`cache::TokenCache`], a bounded verified-token cache.
 //!
 //! # Modules, along one request
 //!
@@ -116,6 +117,11 @@ pub mod authorize;
 
 // The revocation trait.
 pub mod revoke;
+
+// The verified-token cache.
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub mod cache;
 
 // Rejections and their HTTP / gRPC answers.
 pub mod reject;

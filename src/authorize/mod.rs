@@ -137,6 +137,12 @@ impl TokenPayload {
     pub(crate) fn new(payload: &[u8]) -> Self {
         TokenPayload(Arc::from(payload))
     }
+
+    /// The payload JSON.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// Whether `scope` is an RFC 6749 §3.3 scope token:

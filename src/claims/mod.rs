@@ -25,4 +25,4 @@ pub(crate) use decode::decode;
 pub use registered::RegisteredClaims;
 pub(crate) use registered::{Registered, parse};
 pub use rules::DEFAULT_LEEWAY;
-pub(crate) use rules::{Rules, now};
+pub(crate) use rules::{Clock, Rules};

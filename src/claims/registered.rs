@@ -67,6 +67,26 @@ impl Registered<'_> {
         }
     }
 
+    /// The same claims, owned: what a verified-token cache keeps so that a
+    /// hit re-runs the very checks a miss runs.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) fn into_owned(self) -> Registered<'static> {
+        let own = |s: Option<Cow<'_, str>>| s.map(|s| Cow::Owned(s.into_owned()));
+        Registered {
+            exp: self.exp,
+            nbf: self.nbf,
+            iat: self.iat,
+            iss: own(self.iss),
+            sub: own(self.sub),
+            jti: own(self.jti),
+            sid: own(self.sid),
+            aud: self.aud.into_owned(),
+            scope: own(self.scope),
+            scp: self.scp.into_owned(),
+            required_seen: self.required_seen,
+        }
+    }
+
     /// Whether `scope` (space-delimited, RFC 8693 / RFC 9068) or `scp`
     /// grants `wanted`. `scp` is a space-delimited string (Entra ID) or an
     /// array of scopes (Okta), each compared whole.

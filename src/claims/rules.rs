@@ -15,6 +15,8 @@
 //! | `typ` | free, or `at+jwt` / `application/at+jwt` with the RFC 9068 profile |
 //! | duplicate members | refused |
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::registered::Registered;
@@ -33,6 +35,7 @@ pub(crate) struct Rules {
     pub(crate) any_audience: bool,
     pub(crate) required: Vec<String>,
     pub(crate) typ_at_jwt: bool,
+    pub(crate) clock: Clock,
 }
 
 impl Default for Rules {
@@ -45,15 +48,47 @@ impl Default for Rules {
             any_audience: false,
             required: Vec::new(),
             typ_at_jwt: false,
+            clock: Clock::default(),
         }
     }
 }
 
 /// Seconds since the epoch; a clock before 1970 counts as 0.
 pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    seconds(SystemTime::now())
+}
+
+fn seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Where the checks read the time: the system clock, or the application's
+/// function (tests that move time, replays).
+#[derive(Clone, Default)]
+pub(crate) struct Clock(Option<Arc<dyn Fn() -> SystemTime + Send + Sync>>);
+
+impl Clock {
+    pub(crate) fn new(now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        Clock(Some(Arc::new(now)))
+    }
+
+    /// Seconds since the epoch.
+    pub(crate) fn now(&self) -> u64 {
+        match &self.0 {
+            None => now(),
+            Some(now) => seconds(now()),
+        }
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Clock(custom)"
+        } else {
+            "Clock(system)"
+        })
+    }
 }
 
 impl Rules {

@@ -172,6 +172,20 @@ impl<'de> StrOrList<'de> {
     pub(crate) fn is_absent(&self) -> bool {
         matches!(self, StrOrList::Absent)
     }
+
+    /// The same strings, owned: for a cached entry that outlives the payload.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) fn into_owned(self) -> StrOrList<'static> {
+        match self {
+            StrOrList::Absent => StrOrList::Absent,
+            StrOrList::One(one) => StrOrList::One(Cow::Owned(one.into_owned())),
+            StrOrList::Many(many) => StrOrList::Many(
+                many.into_iter()
+                    .map(|s| Cow::Owned(s.into_owned()))
+                    .collect(),
+            ),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for StrOrList<'de> {

@@ -225,6 +225,11 @@ impl VerifyingKey {
         self.alg
     }
 
+    /// The process-unique id of this key (shared by its clones).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
     /// Checks a signature (raw bytes, not base64) over `message`.
     pub(crate) fn verify(&self, message: &[u8], signature: &Vec<u8>) -> bool {
         #[cfg(test)]

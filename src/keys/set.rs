@@ -116,6 +116,14 @@ impl KeySet {
         &self.keys
     }
 
+    /// Whether the key with this process-unique id is still in the set: a
+    /// linear scan over a few dozen bytes per key, cheaper than hashing for
+    /// the sizes key sets have.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) fn contains_id(&self, id: u64) -> bool {
+        self.keys.iter().any(|key| key.id() == id)
+    }
+
     /// Adds a key.
     pub fn push(&mut self, key: VerifyingKey) {
         self.keys.push(key);

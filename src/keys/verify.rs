@@ -11,6 +11,9 @@ pub(crate) struct Verified<'a> {
     pub(crate) compact: Compact<'a>,
     /// Whether the header's `typ` is `at+jwt` (RFC 9068).
     pub(crate) typ_at_jwt: bool,
+    /// The process-unique id of the key that verified the signature.
+    #[cfg_attr(not(feature = "cache"), allow(dead_code))]
+    pub(crate) key_id: u64,
 }
 
 impl KeySet {
@@ -44,9 +47,9 @@ impl KeySet {
                 Reason::Algorithm
             });
         }
-        if !candidates.any(|key| key.verify(compact.signing_input, &signature)) {
-            return Err(Reason::Signature);
-        }
+        let key = candidates
+            .find(|key| key.verify(compact.signing_input, &signature))
+            .ok_or(Reason::Signature)?;
         let typ_at_jwt = header
             .typ
             .as_deref()
@@ -54,6 +57,7 @@ impl KeySet {
         Ok(Verified {
             compact,
             typ_at_jwt,
+            key_id: key.id(),
         })
     }
 
