@@ -9,9 +9,9 @@ use std::sync::Arc;
 use http::{HeaderMap, Uri};
 use serde::de::DeserializeOwned;
 
-use crate::claims::{self, RegisteredClaims, Rules};
+use crate::claims::{self, RegisteredClaims};
+use crate::issuer::Verifiers;
 use crate::jws;
-use crate::keys::KeyStore;
 use crate::reject::{Reason, Rejection, RejectionKind};
 use crate::revoke::{RevocationCheck, RevocationFuture};
 use crate::token::{self, Found, TokenSource};
@@ -22,8 +22,8 @@ pub(crate) type Predicate<C> = Box<dyn Fn(&C) -> bool + Send + Sync>;
 /// Everything a request is checked against, assembled once by the builder
 /// and only read here.
 pub(crate) struct Authenticator<C> {
-    pub(crate) keys: KeyStore,
-    pub(crate) rules: Rules,
+    /// Keys and claim rules, one set per issuer when there are several.
+    pub(crate) verifiers: Verifiers,
     pub(crate) sources: Vec<TokenSource>,
     pub(crate) optional: bool,
     pub(crate) max_token_len: usize,
@@ -96,7 +96,10 @@ impl<C: DeserializeOwned> Authenticator<C> {
         if token.len() > self.max_token_len {
             return Err(invalid(Reason::TooLarge));
         }
-        let keys = self.keys.guard();
+        // With several issuers, the unverified `iss` picks one (an unknown
+        // one is refused here, before any key is looked at).
+        let verifier = self.verifiers.select(token).map_err(invalid)?;
+        let keys = verifier.keys.guard();
         // An empty store has not been loaded yet (or its source is down):
         // that is the server's problem, not the token's (503, not 401).
         if keys.is_empty() {
@@ -106,14 +109,15 @@ impl<C: DeserializeOwned> Authenticator<C> {
         let mut stack = [0u8; 1024];
         let payload = jws::decode_payload(verified.compact.payload, &mut stack).map_err(invalid)?;
         let (claims, registered) =
-            claims::decode::<C>(&payload, &self.rules.required).map_err(invalid)?;
-        self.rules
+            claims::decode::<C>(&payload, &verifier.rules.required).map_err(invalid)?;
+        verifier
+            .rules
             .check(&registered, verified.typ_at_jwt, claims::now())
             .map_err(invalid)?;
         if !self.claim_rules.iter().all(|rule| rule(&claims)) {
             return Err(invalid(Reason::ClaimsRule));
         }
-        let denial = if let Some(required) = self.rules.missing_scope(&registered) {
+        let denial = if let Some(required) = verifier.rules.missing_scope(&registered) {
             Some(RejectionKind::InsufficientScope { required }.into())
         } else if !self.authorize.iter().all(|rule| rule(&claims)) {
             Some(RejectionKind::Forbidden.into())

@@ -15,6 +15,7 @@ use crate::alg::Algorithm;
 use crate::authenticate::{Authenticator, Predicate};
 use crate::claims::Rules;
 use crate::error::Error;
+use crate::issuer::{Issuer, Verifier, Verifiers};
 use crate::keys::{KeySet, KeyStore, VerifyingKey};
 use crate::reject::{DEFAULT_REALM, Rejection, Render, Responder};
 use crate::revoke::RevocationCheck;
@@ -60,6 +61,7 @@ pub struct JwtAuthBuilder<C> {
     revocation: Option<Arc<dyn RevocationCheck>>,
     render: Option<Box<Render>>,
     grpc_answers: bool,
+    issuer_configs: Vec<Issuer>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -102,6 +104,7 @@ where
             revocation: None,
             render: None,
             grpc_answers: true,
+            issuer_configs: Vec::new(),
             _claims: PhantomData,
         }
     }
@@ -193,6 +196,17 @@ where
     /// Once set, `iss` is required.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.rules.issuers.push(issuer.into());
+        self
+    }
+
+    /// Trusts one more issuer, with its own keys, audiences and claim
+    /// rules (see [`Issuer`]); call again for each. A token's `iss` picks
+    /// the issuer it is checked against; a missing or unknown `iss` is
+    /// refused. Keys and claim rules then go on each `Issuer` rather than
+    /// here; scopes, claim and authorization rules, token sources and the
+    /// rest stay layer-wide.
+    pub fn issuer_config(mut self, issuer: Issuer) -> Self {
+        self.issuer_configs.push(issuer);
         self
     }
 
@@ -352,31 +366,25 @@ where
     ///
     /// # Errors
     /// The first key that failed to parse, no key at all, both keys and a
-    /// store, or no token source.
+    /// store, or no token source; with [`issuer_config`](Self::issuer_config),
+    /// the same for each issuer, an issuer named twice, or keys or claim
+    /// rules given here instead of on an [`Issuer`].
     pub fn build(self) -> Result<JwtAuthLayer<C>, Error> {
         if let Some(err) = self.error {
             return Err(err);
         }
-        let keys = match (self.store, self.keys.is_empty()) {
-            (Some(store), true) => store,
-            (None, false) => KeyStore::new(KeySet::new(self.keys)),
-            (None, true) => return Err(Error::Config("no verification key configured".into())),
-            (Some(_), false) => {
-                return Err(Error::Config(
-                    "use either a key store or individual keys".into(),
-                ));
-            }
+        let verifiers = if self.issuer_configs.is_empty() {
+            Verifiers::One(Self::verifier(self.keys, self.store, self.rules)?)
+        } else {
+            let layer_keys = !self.keys.is_empty() || self.store.is_some();
+            Verifiers::by_issuer(self.issuer_configs, self.rules, layer_keys)?
         };
         if self.sources.is_empty() {
             return Err(Error::Config("no token source configured".into()));
         }
-        if self.rules.required.len() > 64 {
-            return Err(Error::Config("at most 64 required claims".into()));
-        }
         Ok(JwtAuthLayer::from_config(Config {
             authenticator: Authenticator {
-                keys,
-                rules: self.rules,
+                verifiers,
                 sources: self.sources,
                 optional: self.optional,
                 max_token_len: self.max_token_len,
@@ -390,5 +398,27 @@ where
                 grpc_answers: self.grpc_answers,
             }),
         }))
+    }
+
+    /// The single verifier of a builder without [`Issuer`]s.
+    fn verifier(
+        keys: Vec<VerifyingKey>,
+        store: Option<KeyStore>,
+        rules: Rules,
+    ) -> Result<Verifier, Error> {
+        let keys = match (store, keys.is_empty()) {
+            (Some(store), true) => store,
+            (None, false) => KeyStore::new(KeySet::new(keys)),
+            (None, true) => return Err(Error::Config("no verification key configured".into())),
+            (Some(_), false) => {
+                return Err(Error::Config(
+                    "use either a key store or individual keys".into(),
+                ));
+            }
+        };
+        if rules.required.len() > 64 {
+            return Err(Error::Config("at most 64 required claims".into()));
+        }
+        Ok(Verifier { keys, rules })
     }
 }

@@ -51,8 +51,7 @@ impl<C> fmt::Debug for JwtAuthLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let auth = &self.config.authenticator;
         f.debug_struct("JwtAuthLayer")
-            .field("keys", &auth.keys)
-            .field("rules", &auth.rules)
+            .field("verifiers", &auth.verifiers)
             .field("sources", &auth.sources)
             .field("optional", &auth.optional)
             .finish_non_exhaustive()
