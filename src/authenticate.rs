@@ -48,6 +48,10 @@ pub(crate) enum Outcome<C> {
         denial: Option<Rejection>,
     },
     Rejected(Rejection),
+    /// The token names a key not held (remote keys): verify again once
+    /// this refetch is done or timed out.
+    #[cfg(feature = "remote-jwks")]
+    Refetch(crate::keys::remote::RefetchWait),
 }
 
 /// A token whose signature and claims hold.
@@ -62,6 +66,17 @@ pub(crate) struct Checked<C> {
 impl<C: DeserializeOwned> Authenticator<C> {
     /// The whole pipeline for one request.
     pub(crate) fn authenticate(&self, headers: &HeaderMap, uri: &Uri) -> Outcome<C> {
+        self.run(headers, uri, true)
+    }
+
+    /// The pipeline again, after a refetch: no second one.
+    #[cfg(feature = "remote-jwks")]
+    pub(crate) fn authenticate_after_refetch(&self, headers: &HeaderMap, uri: &Uri) -> Outcome<C> {
+        self.run(headers, uri, false)
+    }
+
+    #[cfg_attr(not(feature = "remote-jwks"), allow(unused_variables))]
+    fn run(&self, headers: &HeaderMap, uri: &Uri, may_refetch: bool) -> Outcome<C> {
         let token = match token::find(&self.sources, headers, uri) {
             Found::Token(token) => token,
             Found::Nothing if self.optional => return Outcome::Anonymous,
@@ -83,7 +98,42 @@ impl<C: DeserializeOwned> Authenticator<C> {
                 ..
             }) => Outcome::Rejected(denial),
             Ok(Checked { claims, .. }) => Outcome::Verified(claims),
+            #[cfg(feature = "remote-jwks")]
+            Err(rejection) if may_refetch => match self.refetch_for(token, &rejection) {
+                Some(wait) => Outcome::Refetch(wait),
+                None => Outcome::Rejected(rejection),
+            },
             Err(rejection) => Outcome::Rejected(rejection),
+        }
+    }
+
+    /// A refetch to wait for when the token names a key (or algorithm) no
+    /// key held has; with no keys at all, the source is started if it was
+    /// built outside a runtime. Only the remote source of the token's own
+    /// issuer is asked (an unknown issuer was refused before any key).
+    #[cfg(feature = "remote-jwks")]
+    fn refetch_for(
+        &self,
+        token: &[u8],
+        rejection: &Rejection,
+    ) -> Option<crate::keys::remote::RefetchWait> {
+        let remote = self.verifiers.select(token).ok()?.remote.as_ref()?;
+        match rejection.kind() {
+            RejectionKind::InvalidToken(Reason::UnknownKey | Reason::Algorithm) => remote.refetch(),
+            RejectionKind::Unavailable => {
+                remote.start();
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Resolves once the keys are there (at once unless they come from a
+    /// remote source).
+    pub(crate) async fn ready(&self) {
+        #[cfg(feature = "remote-jwks")]
+        for remote in self.verifiers.remotes() {
+            remote.ready().await;
         }
     }
 

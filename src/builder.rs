@@ -50,7 +50,7 @@ where
 pub struct JwtAuthBuilder<C> {
     keys: Vec<VerifyingKey>,
     store: Option<KeyStore>,
-    error: Option<Error>,
+    pub(crate) error: Option<Error>,
     rules: Rules,
     sources: Vec<TokenSource>,
     optional: bool,
@@ -61,6 +61,8 @@ pub struct JwtAuthBuilder<C> {
     revocation: Option<Arc<dyn RevocationCheck>>,
     render: Option<Box<Render>>,
     grpc_answers: bool,
+    #[cfg(feature = "remote-jwks")]
+    pub(crate) remote: crate::keys::remote::RemoteSetup,
     issuer_configs: Vec<Issuer>,
     _claims: PhantomData<fn() -> C>,
 }
@@ -104,6 +106,8 @@ where
             revocation: None,
             render: None,
             grpc_answers: true,
+            #[cfg(feature = "remote-jwks")]
+            remote: Default::default(),
             issuer_configs: Vec::new(),
             _claims: PhantomData,
         }
@@ -374,9 +378,17 @@ where
             return Err(err);
         }
         let verifiers = if self.issuer_configs.is_empty() {
-            Verifiers::One(Self::verifier(self.keys, self.store, self.rules)?)
+            Verifiers::One(Verifier::new(
+                self.keys,
+                self.store,
+                #[cfg(feature = "remote-jwks")]
+                self.remote,
+                self.rules,
+            )?)
         } else {
             let layer_keys = !self.keys.is_empty() || self.store.is_some();
+            #[cfg(feature = "remote-jwks")]
+            let layer_keys = layer_keys || self.remote.is_set();
             Verifiers::by_issuer(self.issuer_configs, self.rules, layer_keys)?
         };
         if self.sources.is_empty() {
@@ -398,27 +410,5 @@ where
                 grpc_answers: self.grpc_answers,
             }),
         }))
-    }
-
-    /// The single verifier of a builder without [`Issuer`]s.
-    fn verifier(
-        keys: Vec<VerifyingKey>,
-        store: Option<KeyStore>,
-        rules: Rules,
-    ) -> Result<Verifier, Error> {
-        let keys = match (store, keys.is_empty()) {
-            (Some(store), true) => store,
-            (None, false) => KeyStore::new(KeySet::new(keys)),
-            (None, true) => return Err(Error::Config("no verification key configured".into())),
-            (Some(_), false) => {
-                return Err(Error::Config(
-                    "use either a key store or individual keys".into(),
-                ));
-            }
-        };
-        if rules.required.len() > 64 {
-            return Err(Error::Config("at most 64 required claims".into()));
-        }
-        Ok(Verifier { keys, rules })
     }
 }

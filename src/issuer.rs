@@ -59,6 +59,9 @@ use crate::jws;
 use crate::keys::{KeySet, KeyStore, VerifyingKey};
 use crate::reject::Reason;
 
+#[cfg(feature = "remote-jwks")]
+use crate::keys::remote::{HttpClient, RemoteKeys, RemoteOptions, RemoteSetup};
+
 /// One trusted issuer: the `iss` its tokens carry, the keys that verify
 /// them and the rules they must meet. See the [module docs](self).
 ///
@@ -71,6 +74,8 @@ pub struct Issuer {
     iss: String,
     keys: Vec<VerifyingKey>,
     store: Option<KeyStore>,
+    #[cfg(feature = "remote-jwks")]
+    remote: RemoteSetup,
     error: Option<Error>,
     rules: Rules,
 }
@@ -87,6 +92,8 @@ impl Issuer {
             iss,
             keys: Vec::new(),
             store: None,
+            #[cfg(feature = "remote-jwks")]
+            remote: RemoteSetup::default(),
             error: None,
         }
     }
@@ -219,25 +226,83 @@ impl Issuer {
 
     /// This issuer's keys and rules, the layer-wide `scopes` added.
     fn into_verifier(self, scopes: &[String]) -> Result<Verifier, Error> {
-        let named = |msg: &str| Error::Config(format!("issuer {:?}: {msg}", self.iss));
         if self.iss.is_empty() {
             return Err(Error::Config("an issuer's `iss` must not be empty".into()));
         }
         if let Some(err) = self.error {
             return Err(err);
         }
-        if self.rules.required.len() > 64 {
-            return Err(named("at most 64 required claims"));
-        }
-        let keys = match (self.store, self.keys.is_empty()) {
-            (Some(store), true) => store,
-            (None, false) => KeyStore::new(KeySet::new(self.keys)),
-            (None, true) => return Err(named("no verification key configured")),
-            (Some(_), false) => return Err(named("use either a key store or individual keys")),
-        };
         let mut rules = self.rules;
         rules.scopes = scopes.to_vec();
-        Ok(Verifier { keys, rules })
+        let iss = self.iss;
+        Verifier::new(
+            self.keys,
+            self.store,
+            #[cfg(feature = "remote-jwks")]
+            self.remote,
+            rules,
+        )
+        .map_err(|err| match err {
+            Error::Config(msg) => Error::Config(format!("issuer {iss:?}: {msg}")),
+            other => other,
+        })
+    }
+}
+
+/// Keys from the network for one issuer (feature `remote-jwks`; see
+/// [`keys::remote`](crate::keys::remote)): each issuer's source is its
+/// own, fetched, refreshed and refetched apart from the others, and an
+/// unknown `iss` never reaches any of them.
+#[cfg(feature = "remote-jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote-jwks")))]
+impl Issuer {
+    fn remote_source(mut self, set: impl FnOnce(&mut RemoteSetup) -> Result<(), Error>) -> Self {
+        if let Err(err) = set(&mut self.remote) {
+            self.error.get_or_insert(err);
+        }
+        self
+    }
+
+    /// Reads this issuer's keys from the JWK set at `url` (`https`, or
+    /// `http` on loopback), as
+    /// [`JwtAuthBuilder::jwks_url`](crate::JwtAuthBuilder::jwks_url) does.
+    pub fn jwks_url(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.remote_source(|remote| remote.jwks(url))
+    }
+
+    /// Reads this issuer's keys through OpenID discovery: its
+    /// `<iss>/.well-known/openid-configuration` must name exactly this
+    /// issuer, and its `jwks_uri` is then read as by
+    /// [`jwks_url`](Self::jwks_url).
+    pub fn oidc_discovery(self) -> Self {
+        let iss = self.iss.clone();
+        self.remote_source(|remote| remote.oidc(iss))
+    }
+
+    /// Reads this issuer's keys from a remote source made beforehand. One
+    /// made with [`RemoteKeys::oidc_issuer`] must be for this issuer.
+    pub fn remote_keys(self, keys: RemoteKeys) -> Self {
+        let iss = self.iss.clone();
+        self.remote_source(|remote| match keys.issuer() {
+            Some(other) if other != iss => Err(Error::Config(format!(
+                "issuer {iss:?}: remote keys discovered for {other:?}"
+            ))),
+            _ => remote.keys(keys),
+        })
+    }
+
+    /// Settings of the source made by [`jwks_url`](Self::jwks_url) or
+    /// [`oidc_discovery`](Self::oidc_discovery).
+    pub fn remote_options(mut self, options: RemoteOptions) -> Self {
+        self.remote.options(options);
+        self
+    }
+
+    /// Sends this issuer's fetches, discovery included, through `client`.
+    pub fn http_client(mut self, client: impl HttpClient) -> Self {
+        self.remote.http_client(client);
+        self
     }
 }
 
@@ -246,6 +311,42 @@ impl Issuer {
 pub(crate) struct Verifier {
     pub(crate) keys: KeyStore,
     pub(crate) rules: Rules,
+    /// The remote source filling `keys`, asked to refetch for unknown keys.
+    #[cfg(feature = "remote-jwks")]
+    pub(crate) remote: Option<RemoteKeys>,
+}
+
+impl Verifier {
+    /// Checks one key configuration: exactly one of individual keys, a
+    /// store or (feature `remote-jwks`) a remote source.
+    pub(crate) fn new(
+        keys: Vec<VerifyingKey>,
+        store: Option<KeyStore>,
+        #[cfg(feature = "remote-jwks")] remote: RemoteSetup,
+        rules: Rules,
+    ) -> Result<Self, Error> {
+        #[cfg(feature = "remote-jwks")]
+        let (remote, store) = remote.build(store, !keys.is_empty())?;
+        let keys = match (store, keys.is_empty()) {
+            (Some(store), true) => store,
+            (None, false) => KeyStore::new(KeySet::new(keys)),
+            (None, true) => return Err(Error::Config("no verification key configured".into())),
+            (Some(_), false) => {
+                return Err(Error::Config(
+                    "use either a key store or individual keys".into(),
+                ));
+            }
+        };
+        if rules.required.len() > 64 {
+            return Err(Error::Config("at most 64 required claims".into()));
+        }
+        Ok(Verifier {
+            keys,
+            rules,
+            #[cfg(feature = "remote-jwks")]
+            remote,
+        })
+    }
 }
 
 /// The layer's verifiers: the plain builder's one, or one per issuer.
@@ -313,6 +414,18 @@ impl Verifiers {
             return Ok(Verifiers::One(verifier));
         }
         Ok(Verifiers::ByIssuer(verifiers.into_boxed_slice()))
+    }
+
+    /// Every remote key source, for waiting until all have keys.
+    #[cfg(feature = "remote-jwks")]
+    pub(crate) fn remotes(&self) -> impl Iterator<Item = &RemoteKeys> {
+        let (one, many) = match self {
+            Verifiers::One(verifier) => (Some(verifier), &[][..]),
+            Verifiers::ByIssuer(verifiers) => (None, &verifiers[..]),
+        };
+        one.into_iter()
+            .chain(many.iter().map(|(_, verifier)| verifier))
+            .filter_map(|verifier| verifier.remote.as_ref())
     }
 
     /// The verifier for `token`: the only one, or the one its unverified
@@ -460,7 +573,7 @@ mod tests {
         let msg = config_error(vec![a(), a()], Rules::default(), false);
         assert!(msg.contains("configured twice"), "{msg}");
         let msg = config_error(vec![a(), Issuer::new("https://b")], Rules::default(), false);
-        assert!(msg.contains("\"https://b\": no verification key"), "{msg}");
+        assert_eq!(msg, "issuer \"https://b\": no verification key configured");
         let both = b().key_store(KeyStore::new(KeySet::default()));
         let msg = config_error(vec![a(), both], Rules::default(), false);
         assert!(msg.contains("either a key store"), "{msg}");

@@ -22,6 +22,10 @@ use crate::body::JwtAuthBody;
 use crate::reject::{Protocol, Reason, Rejection, RejectionKind, Responder};
 use crate::revoke::RevocationFuture;
 
+/// What a request waits on while remote keys are refetched (feature
+/// `remote-jwks`; never made without it).
+pub(crate) type RefetchWait = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// What every clone of the layer and service shares: one allocation, one
 /// reference count per clone.
 pub(crate) struct Config<C> {
@@ -87,6 +91,20 @@ where
             Some(denial) => Err(denial.with_realm(realm())),
             None => Ok(checked.claims),
         }
+    }
+}
+
+impl<C> JwtAuthLayer<C>
+where
+    C: DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    /// Resolves once the layer has keys to verify with: at once for keys
+    /// given locally; after the first successful fetch for a remote source
+    /// (which is started if it was built outside a runtime). Never resolves
+    /// while the source is unreachable, so bound it:
+    /// `tokio::time::timeout(Duration::from_secs(10), layer.ready())`.
+    pub async fn ready(&self) {
+        self.config.authenticator.ready().await;
     }
 }
 
@@ -200,6 +218,21 @@ where
                         .respond(rejection, Protocol::of(&request)),
                 ),
             },
+            #[cfg(feature = "remote-jwks")]
+            Outcome::Refetch(wait) => {
+                let clone = self.inner.clone();
+                let service = std::mem::replace(&mut self.inner, clone);
+                let config = Arc::clone(&self.config);
+                Kind::Refetching {
+                    wait,
+                    retry: Some(Box::new(move |request: &mut Request<ReqBody>| {
+                        Retried::of(&config.authenticator, request)
+                    })),
+                    protocol: Protocol::of(&request),
+                    pending: Some((service, request)),
+                    responder: Arc::clone(&self.config.responder),
+                }
+            }
         };
         ResponseFuture { kind }
     }
@@ -232,6 +265,58 @@ pin_project! {
             responder: Arc<Responder>,
             protocol: Protocol,
         },
+        // Waiting for a refetch of remote keys, then authenticating again.
+        #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
+        Refetching {
+            wait: RefetchWait,
+            retry: Option<Retry<ReqBody>>,
+            pending: Option<(S, Request<ReqBody>)>,
+            responder: Arc<Responder>,
+            protocol: Protocol,
+        },
+    }
+}
+
+/// Authenticates a request again after a refetch, putting the claims in
+/// its extensions: boxed, so the future need not name the claims type.
+type Retry<ReqBody> = Box<dyn FnOnce(&mut Request<ReqBody>) -> Retried + Send>;
+
+/// What authenticating again after a refetch concluded.
+#[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
+enum Retried {
+    Call,
+    Check {
+        check: RevocationFuture,
+        denial: Option<Rejection>,
+    },
+    Reject(Rejection),
+}
+
+#[cfg(feature = "remote-jwks")]
+impl Retried {
+    fn of<C, B>(auth: &Authenticator<C>, request: &mut Request<B>) -> Self
+    where
+        C: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        match auth.authenticate_after_refetch(request.headers(), request.uri()) {
+            Outcome::Anonymous => Retried::Call,
+            Outcome::Verified(claims) => {
+                request.extensions_mut().insert(claims);
+                Retried::Call
+            }
+            Outcome::Revocable {
+                claims,
+                check,
+                denial,
+            } => {
+                request.extensions_mut().insert(claims);
+                Retried::Check { check, denial }
+            }
+            Outcome::Rejected(rejection) => Retried::Reject(rejection),
+            Outcome::Refetch(_) => {
+                Retried::Reject(RejectionKind::InvalidToken(Reason::UnknownKey).into())
+            }
+        }
     }
 }
 
@@ -244,6 +329,7 @@ where
             Kind::Inner { .. } => "ResponseFuture::Inner",
             Kind::Rejected { .. } => "ResponseFuture::Rejected",
             Kind::Checking { .. } => "ResponseFuture::Checking",
+            Kind::Refetching { .. } => "ResponseFuture::Refetching",
         })
     }
 }
@@ -292,6 +378,33 @@ where
                                 future: service.call(request),
                             }
                         }
+                    }
+                }
+                KindProj::Refetching {
+                    wait,
+                    retry,
+                    pending,
+                    responder,
+                    protocol,
+                } => {
+                    ready!(wait.as_mut().poll(cx));
+                    let retry = retry.take().expect("future polled after completion");
+                    let (mut service, mut request) =
+                        pending.take().expect("future polled after completion");
+                    match retry(&mut request) {
+                        Retried::Call => Kind::Inner {
+                            future: service.call(request),
+                        },
+                        Retried::Check { check, denial } => Kind::Checking {
+                            check,
+                            denial,
+                            pending: Some((service, request)),
+                            responder: Arc::clone(responder),
+                            protocol: *protocol,
+                        },
+                        Retried::Reject(rejection) => Kind::Rejected {
+                            response: Some(responder.respond(rejection, *protocol)),
+                        },
                     }
                 }
             };

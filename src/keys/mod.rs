@@ -26,6 +26,9 @@
 mod cache;
 mod jwk;
 mod key;
+#[cfg(feature = "remote-jwks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote-jwks")))]
+pub mod remote;
 mod rsa;
 mod set;
 #[cfg(test)]

@@ -75,6 +75,18 @@ impl KeySet {
     /// Every usable key of a JWK set, possibly none; unusable keys (for
     /// encryption, of unknown types) are skipped.
     pub(crate) fn parse_jwks(jwks: &serde_json::Value, policy: &JwkPolicy) -> Result<Self, Error> {
+        Self::parse_jwks_reporting(jwks, policy, |_, err| {
+            tracing::debug!(%err, "skipping JWK");
+        })
+    }
+
+    /// Like [`KeySet::parse_jwks`], handing each skipped JWK and why to
+    /// `skipped`.
+    pub(crate) fn parse_jwks_reporting(
+        jwks: &serde_json::Value,
+        policy: &JwkPolicy,
+        mut skipped: impl FnMut(&serde_json::Value, Error),
+    ) -> Result<Self, Error> {
         let keys = jwks
             .get("keys")
             .and_then(serde_json::Value::as_array)
@@ -83,7 +95,7 @@ impl KeySet {
         for jwk in keys {
             match VerifyingKey::from_jwk_with(jwk, policy) {
                 Ok(key) => set.push(key),
-                Err(err) => tracing::debug!(%err, "skipping JWK"),
+                Err(err) => skipped(jwk, err),
             }
         }
         Ok(set)

@@ -4,7 +4,10 @@
 //! under that issuer's keys and rules, and a missing, unknown or swapped
 //! `iss` is refused.
 
+#[path = "../common/mod.rs"]
 mod common;
+#[cfg(feature = "remote-jwks")]
+mod remote;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,0 +1,442 @@
+//! Keys from the network (feature `remote-jwks`): a JWK set fetched from a
+//! URL, or found through an OpenID issuer's discovery document, and kept
+//! current by a background task.
+//!
+//! - [`JwtAuthBuilder::build`](crate::JwtAuthBuilder::build) never waits
+//!   for the network: the first fetch starts in the background (on the
+//!   current tokio runtime, or on first use when built outside one). Until
+//!   keys arrive, requests get 503 with `Retry-After` (gRPC 14);
+//!   [`JwtAuthLayer::ready`](crate::JwtAuthLayer::ready) waits for them.
+//! - Requests read an immutable key set through one atomic load; fetches
+//!   swap in a new one and never hold a lock a request waits on.
+//! - Refreshes run ahead of time: every `Cache-Control: max-age`, clamped
+//!   to [`RemoteOptions::min_refresh_interval`] ..
+//!   [`RemoteOptions::max_refresh_interval`], or every
+//!   [`RemoteOptions::refresh_interval`]; with `If-None-Match` when the
+//!   document had an `ETag` (a 304 keeps the keys).
+//! - A token whose `kid` (or algorithm) no key has triggers one refetch,
+//!   shared by every request that wants one meanwhile, at most once per
+//!   [`RemoteOptions::refetch_cooldown`]; such a request waits for it up to
+//!   [`RemoteOptions::refetch_wait`]. A key removed from the document stops
+//!   verifying after the next successful fetch.
+//! - A failed fetch keeps the last good keys, up to
+//!   [`RemoteOptions::max_staleness`] (then requests get 503), and is
+//!   retried with exponential backoff and jitter. Fetches are bounded
+//!   (connect and total timeouts, body size), follow same-origin redirects
+//!   only, and need a JSON content type; keys that fail the
+//!   [`JwkPolicy`](crate::keys::JwkPolicy) are skipped, the others kept.
+//! - Only `https` URLs are fetched, except on loopback (127.0.0.0/8, `::1`,
+//!   `localhost`).
+//! - The task ends when the last layer (and [`RemoteKeys`]) holding the
+//!   source is dropped.
+//! - Events go to `tracing` target `tower_jwt_auth::keys::remote`: a failed
+//!   fetch warns once per outage, recovery and key rotation are `info`,
+//!   routine refreshes `debug`.
+//!
+//! Every fetch goes through an [`HttpClient`]: [`DefaultClient`] unless one
+//! is handed in (a private CA, a proxy; see [`client`]).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use tower_jwt_auth::JwtAuthLayer;
+//! use tower_jwt_auth::keys::remote::RemoteOptions;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut options = RemoteOptions::default();
+//! options.refetch_cooldown = Duration::from_secs(60);
+//! let auth = JwtAuthLayer::<serde_json::Value>::builder()
+//!     .oidc_issuer("https://auth.example.com") // also the required `iss`
+//!     .audience("movies-api")
+//!     .remote_options(options)
+//!     .build()?;
+//! // Optional: serve only once the keys are there.
+//! tokio::time::timeout(Duration::from_secs(10), auth.ready()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod client;
+mod discovery;
+mod fetch;
+mod location;
+mod refresh;
+mod schedule;
+mod setup;
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::Uri;
+use tokio::sync::{Notify, oneshot, watch};
+
+use super::{JwkPolicy, KeyStore};
+use crate::error::Error;
+
+pub use client::{DefaultClient, FetchFuture, HttpClient, ResponseBody};
+pub(crate) use setup::RemoteSetup;
+
+/// Settings of a remote key source. Start from the default and change
+/// fields: `let mut o = RemoteOptions::default(); o.timeout = …;`.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RemoteOptions {
+    /// Refresh interval when the document has no `Cache-Control: max-age`
+    /// (default 5 min).
+    pub refresh_interval: Duration,
+    /// Lower bound on a `max-age` (default 1 min); `no-cache` counts as 0.
+    pub min_refresh_interval: Duration,
+    /// Upper bound on a `max-age` (default 24 h).
+    pub max_refresh_interval: Duration,
+    /// Least time between two refetches triggered by unknown `kid`s
+    /// (default 30 s).
+    pub refetch_cooldown: Duration,
+    /// How long a request with an unknown `kid` waits for the refetch
+    /// (default 5 s); then it is answered with the keys held.
+    pub refetch_wait: Duration,
+    /// How long keys are kept when refreshes fail (default 12 h); past it
+    /// requests get 503 until a fetch succeeds.
+    pub max_staleness: Duration,
+    /// TCP connect timeout of the [`DefaultClient`] (default 2 s).
+    pub connect_timeout: Duration,
+    /// Total time for one fetch: connect, redirects, body (default 5 s).
+    pub timeout: Duration,
+    /// Largest document accepted, in bytes (default 256 KiB).
+    pub max_body_len: usize,
+    /// Same-origin redirects followed per fetch (default 3).
+    pub max_redirects: usize,
+    /// First retry delay after a failed fetch (default 1 s), doubled per
+    /// failure up to [`max_backoff`](Self::max_backoff), with jitter.
+    pub initial_backoff: Duration,
+    /// Longest retry delay (default 2 min).
+    pub max_backoff: Duration,
+    /// How JWKs are read; default: [`JwkPolicy::default`] without
+    /// symmetric keys (a published set never carries secrets).
+    pub jwk_policy: JwkPolicy,
+    client: Option<Arc<dyn HttpClient>>,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        RemoteOptions {
+            refresh_interval: Duration::from_secs(300),
+            min_refresh_interval: Duration::from_secs(60),
+            max_refresh_interval: Duration::from_secs(24 * 3600),
+            refetch_cooldown: Duration::from_secs(30),
+            refetch_wait: Duration::from_secs(5),
+            max_staleness: Duration::from_secs(12 * 3600),
+            connect_timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+            max_body_len: 256 * 1024,
+            max_redirects: 3,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(120),
+            jwk_policy: JwkPolicy::default().without_symmetric_keys(),
+            client: None,
+        }
+    }
+}
+
+impl fmt::Debug for RemoteOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteOptions")
+            .field("refresh_interval", &self.refresh_interval)
+            .field("min_refresh_interval", &self.min_refresh_interval)
+            .field("max_refresh_interval", &self.max_refresh_interval)
+            .field("refetch_cooldown", &self.refetch_cooldown)
+            .field("refetch_wait", &self.refetch_wait)
+            .field("max_staleness", &self.max_staleness)
+            .field("timeout", &self.timeout)
+            .field("max_body_len", &self.max_body_len)
+            .field("custom_client", &self.client.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteOptions {
+    /// Sends every fetch (discovery and JWKS) through `client` instead of
+    /// a [`DefaultClient`].
+    #[must_use]
+    pub fn http_client(mut self, client: impl HttpClient) -> Self {
+        self.client = Some(Arc::new(client));
+        self
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        let bad = |what: &str| Err(Error::Config(format!("remote keys: {what}")));
+        if self.min_refresh_interval > self.max_refresh_interval {
+            return bad("min_refresh_interval exceeds max_refresh_interval");
+        }
+        if self.min_refresh_interval.is_zero() || self.initial_backoff.is_zero() {
+            return bad("refresh intervals and backoff must be positive");
+        }
+        if self.timeout.is_zero() || self.max_body_len == 0 {
+            return bad("timeout and max_body_len must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Why a fetch failed. Logged by the refresher; returned by
+/// [`RemoteKeys::refresh`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// A URL is not acceptable (not `https` off loopback, no host, …).
+    Url(String),
+    /// The fetch took longer than [`RemoteOptions::timeout`].
+    Timeout,
+    /// Connecting, TLS or reading failed.
+    Transport(String),
+    /// The server answered with this (non-2xx, non-redirect) status.
+    Status(u16),
+    /// A redirect that is not followed: another origin, too many, no
+    /// `Location`.
+    Redirect(String),
+    /// The document is not served as JSON.
+    ContentType(String),
+    /// The document is larger than the cap (given).
+    TooLarge(usize),
+    /// The document is not valid JSON or lacks required members.
+    Json(String),
+    /// The JWK set holds no key usable for verification.
+    NoUsableKey,
+    /// The discovery document is for another issuer.
+    Discovery(String),
+    /// No tokio runtime to fetch on.
+    NoRuntime,
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::Url(msg) => write!(f, "unacceptable URL: {msg}"),
+            FetchError::Timeout => f.write_str("timed out"),
+            FetchError::Transport(msg) => write!(f, "transport: {msg}"),
+            FetchError::Status(status) => write!(f, "HTTP status {status}"),
+            FetchError::Redirect(msg) => write!(f, "redirect: {msg}"),
+            FetchError::ContentType(msg) => write!(f, "content type: {msg}"),
+            FetchError::TooLarge(cap) => write!(f, "document larger than {cap} bytes"),
+            FetchError::Json(msg) => write!(f, "invalid document: {msg}"),
+            FetchError::NoUsableKey => f.write_str("the JWK set holds no usable key"),
+            FetchError::Discovery(msg) => write!(f, "discovery: {msg}"),
+            FetchError::NoRuntime => f.write_str("no tokio runtime to fetch on"),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// Where the keys come from.
+#[derive(Debug)]
+enum Target {
+    Jwks(Uri),
+    Oidc { issuer: String, discovery: Uri },
+}
+
+/// A fetch's generation and its error, if it failed; bumped by the task
+/// after every fetch.
+#[derive(Clone, Debug, Default)]
+struct Done {
+    generation: u64,
+    error: Option<FetchError>,
+}
+
+/// What the task and the handles share.
+struct Shared {
+    store: KeyStore,
+    options: RemoteOptions,
+    client: Arc<dyn HttpClient>,
+    target: Target,
+    gate: Mutex<schedule::Gate>,
+    wake: Notify,
+    done: watch::Sender<Done>,
+}
+
+/// A remote key source: a [`KeyStore`] that a background task fills from
+/// a JWKS URL or an OpenID issuer, and the handle through which requests
+/// ask for a refetch. Cheap to clone; the task ends when the last clone
+/// (and every layer built with it) is dropped.
+///
+/// [`JwtAuthBuilder::jwks_url`](crate::JwtAuthBuilder::jwks_url) and
+/// [`oidc_issuer`](crate::JwtAuthBuilder::oidc_issuer) make one; make it
+/// yourself to share one source between layers
+/// ([`JwtAuthBuilder::remote_keys`](crate::JwtAuthBuilder::remote_keys)).
+#[derive(Clone)]
+pub struct RemoteKeys {
+    handle: Arc<Handle>,
+}
+
+/// The handle's own part: dropping the last one closes `_close`, which
+/// ends the task.
+struct Handle {
+    shared: Arc<Shared>,
+    _close: oneshot::Sender<()>,
+    /// Taken by whoever starts the task.
+    unstarted: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl fmt::Debug for RemoteKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteKeys")
+            .field("target", &self.handle.shared.target)
+            .field("store", &self.handle.shared.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteKeys {
+    /// A source reading the JWK set at `url`.
+    ///
+    /// # Errors
+    /// The URL is not `https` (or `http` on loopback), the options are
+    /// contradictory, or the default client cannot be made.
+    pub fn jwks_url(url: &str, options: RemoteOptions) -> Result<Self, Error> {
+        let uri = location::parse(url).map_err(config)?;
+        Self::new(Target::Jwks(uri), options)
+    }
+
+    /// A source reading the keys of the OpenID issuer `issuer`, found
+    /// through `<issuer>/.well-known/openid-configuration`, whose `issuer`
+    /// must equal `issuer` exactly.
+    ///
+    /// # Errors
+    /// As for [`RemoteKeys::jwks_url`].
+    pub fn oidc_issuer(issuer: &str, options: RemoteOptions) -> Result<Self, Error> {
+        let discovery = location::discovery_url(issuer).map_err(config)?;
+        let issuer = issuer.to_owned();
+        Self::new(Target::Oidc { issuer, discovery }, options)
+    }
+
+    fn new(target: Target, options: RemoteOptions) -> Result<Self, Error> {
+        options.check()?;
+        let client = match &options.client {
+            Some(client) => Arc::clone(client),
+            None => Arc::new(DefaultClient::new(options.connect_timeout)?),
+        };
+        let (close, closed) = oneshot::channel();
+        let shared = Arc::new(Shared {
+            store: KeyStore::new(Default::default()),
+            options,
+            client,
+            target,
+            gate: Mutex::new(schedule::Gate::default()),
+            wake: Notify::new(),
+            done: watch::channel(Done::default()).0,
+        });
+        let keys = RemoteKeys {
+            handle: Arc::new(Handle {
+                shared,
+                _close: close,
+                unstarted: Mutex::new(Some(closed)),
+            }),
+        };
+        keys.start();
+        Ok(keys)
+    }
+
+    /// The store the task fills (empty until the first fetch succeeds).
+    pub fn key_store(&self) -> &KeyStore {
+        &self.handle.shared.store
+    }
+
+    /// The issuer, for a source made with [`RemoteKeys::oidc_issuer`].
+    pub fn issuer(&self) -> Option<&str> {
+        match &self.handle.shared.target {
+            Target::Oidc { issuer, .. } => Some(issuer),
+            Target::Jwks(_) => None,
+        }
+    }
+
+    /// Waits until the store holds keys. Never returns while the provider
+    /// cannot be reached: wrap it in a timeout.
+    pub async fn ready(&self) {
+        self.start();
+        let mut done = self.handle.shared.done.subscribe();
+        while self.key_store().guard().is_empty() {
+            if done.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// Fetches now, whatever the schedule and the cooldown (joining a fetch
+    /// under way), and returns its outcome.
+    ///
+    /// # Errors
+    /// Why the fetch failed; the keys held are then kept as after any
+    /// failed refresh.
+    pub async fn refresh(&self) -> Result<(), FetchError> {
+        if !self.start() {
+            return Err(FetchError::NoRuntime);
+        }
+        let shared = &self.handle.shared;
+        let mut done = {
+            let mut gate = shared.gate.lock().unwrap_or_else(|e| e.into_inner());
+            if gate.force(tokio::time::Instant::now()) {
+                shared.wake.notify_one();
+            }
+            shared.done.subscribe()
+        };
+        done.changed().await.map_err(|_| FetchError::NoRuntime)?;
+        match done.borrow().error.clone() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts the task unless it runs; `false` when there is no runtime
+    /// to start it on.
+    pub(crate) fn start(&self) -> bool {
+        let mut unstarted = self
+            .handle
+            .unstarted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if unstarted.is_none() {
+            return true;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let closed = unstarted.take().expect("checked above");
+        runtime.spawn(refresh::run(Arc::clone(&self.handle.shared), closed));
+        true
+    }
+}
+
+fn config(err: FetchError) -> Error {
+    Error::Config(err.to_string())
+}
+
+/// What a request whose token names no key held waits on: the refetch it
+/// triggered or joined, up to [`RemoteOptions::refetch_wait`].
+pub(crate) use crate::service::RefetchWait;
+
+impl RemoteKeys {
+    /// For a request whose token's key is not held: a wait for a refetch,
+    /// or `None` when a refetch ran less than a cooldown ago (or no
+    /// runtime can run one).
+    pub(crate) fn refetch(&self) -> Option<RefetchWait> {
+        if !self.start() {
+            return None;
+        }
+        let shared = &self.handle.shared;
+        let mut done = {
+            let mut gate = shared.gate.lock().unwrap_or_else(|e| e.into_inner());
+            let now = tokio::time::Instant::now();
+            match gate.decide(now, shared.options.refetch_cooldown) {
+                schedule::Decision::Refuse => return None,
+                schedule::Decision::Trigger => shared.wake.notify_one(),
+                schedule::Decision::Join => {}
+            }
+            shared.done.subscribe()
+        };
+        let wait = shared.options.refetch_wait;
+        Some(Box::pin(async move {
+            let _ = tokio::time::timeout(wait, done.changed()).await;
+        }))
+    }
+}

@@ -1,0 +1,1 @@
+//! Remote JWKS (placeholder filled below).
