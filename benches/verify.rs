@@ -14,6 +14,10 @@
 //! distinct members: the time must grow linearly with N (duplicate-member
 //! detection switches from a scan to a hash set past 16 members).
 //!
+//! `source/static/ES256` and `source/remote/ES256` (feature `remote-jwks`):
+//! the same ES256 key with the same `kid`, given statically or fetched from
+//! a JWKS URL on loopback; the request path must cost the same.
+//!
 //! Requests are built outside the timed routine. Run with
 //! `cargo bench --bench verify`; BENCHMARKS.md explains the ratios.
 
@@ -216,5 +220,71 @@ fn scaling(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench, scaling);
+#[cfg(feature = "remote-jwks")]
+fn source(c: &mut Criterion) {
+    use tower_jwt_auth::issue::jwk_set;
+    let case = case(Algorithm::ES256);
+    let signing = SigningKey::from_pem(Algorithm::ES256, "k", &fixture("ec_private.pem")).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = runtime.block_on(serve_jwks(jwk_set([&signing]).to_string()));
+    let builder = || {
+        JwtAuthLayer::<Claims>::builder()
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+    };
+    let remote = runtime.block_on(async {
+        let layer = builder().jwks_url(url).build().unwrap();
+        layer.ready().await;
+        layer
+    });
+    let fixed = builder()
+        .key(case.verifying.clone().with_kid("k"))
+        .build()
+        .unwrap();
+    for (name, layer) in [("static", fixed), ("remote", remote)] {
+        let mut protected = ServiceBuilder::new().layer(layer).service(service_fn(echo));
+        assert_eq!(
+            run(protected.call(request(&case.token))).unwrap().status(),
+            200
+        );
+        c.bench_function(&format!("source/{name}/ES256"), |b| {
+            b.iter_batched(
+                || request(&case.token),
+                |req| run(protected.call(req)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    drop(runtime);
+}
+
+/// Serves `jwks` at `/jwks` on a random loopback port; returns its URL.
+#[cfg(feature = "remote-jwks")]
+async fn serve_jwks(jwks: String) -> String {
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    let jwks = bytes::Bytes::from(jwks);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let jwks = jwks.clone();
+            let service = hyper::service::service_fn(move |_| {
+                let response = Response::builder()
+                    .header("content-type", "application/json")
+                    .body(http_body_util::Full::new(jwks.clone()));
+                async move { response }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    url
+}
+
+#[cfg(not(feature = "remote-jwks"))]
+fn source(_: &mut Criterion) {}
+
+criterion_group!(benches, bench, scaling, source);
 criterion_main!(benches);

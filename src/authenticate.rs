@@ -112,7 +112,7 @@ impl<C: DeserializeOwned> Authenticator<C> {
     /// built outside a runtime. Only the remote source of the token's own
     /// issuer is asked (an unknown issuer was refused before any key).
     #[cfg(feature = "remote-jwks")]
-    fn refetch_for(
+    pub(crate) fn refetch_for(
         &self,
         token: &[u8],
         rejection: &Rejection,

@@ -86,7 +86,17 @@ where
             .config
             .authenticator
             .verify(token.as_bytes())
-            .map_err(|rejection| rejection.with_realm(realm()))?;
+            .map_err(|rejection| {
+                // Remote keys: an unknown key is refetched in the
+                // background for the next call; this one cannot wait.
+                #[cfg(feature = "remote-jwks")]
+                drop(
+                    self.config
+                        .authenticator
+                        .refetch_for(token.as_bytes(), &rejection),
+                );
+                rejection.with_realm(realm())
+            })?;
         match checked.denial {
             Some(denial) => Err(denial.with_realm(realm())),
             None => Ok(checked.claims),

@@ -67,7 +67,7 @@ mod setup;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::Uri;
 use tokio::sync::{Notify, oneshot, watch};
@@ -236,12 +236,24 @@ enum Target {
     Oidc { issuer: String, discovery: Uri },
 }
 
-/// A fetch's generation and its error, if it failed; bumped by the task
-/// after every fetch.
+/// What a remote key source has done so far: for health checks, metrics
+/// and tests. Updated after every fetch.
 #[derive(Clone, Debug, Default)]
-struct Done {
-    generation: u64,
-    error: Option<FetchError>,
+#[non_exhaustive]
+pub struct Status {
+    /// Fetches completed, successful or not.
+    pub fetches: u64,
+    /// Keys held.
+    pub keys: usize,
+    /// When the keys were last confirmed by a successful fetch (a 304
+    /// included).
+    pub last_success: Option<Instant>,
+    /// When the next scheduled fetch is due.
+    pub next_fetch: Option<Instant>,
+    /// Failed fetches in a row.
+    pub failures: u32,
+    /// Why the last fetch failed, if it did.
+    pub last_error: Option<FetchError>,
 }
 
 /// What the task and the handles share.
@@ -252,7 +264,7 @@ struct Shared {
     target: Target,
     gate: Mutex<schedule::Gate>,
     wake: Notify,
-    done: watch::Sender<Done>,
+    done: watch::Sender<Status>,
 }
 
 /// A remote key source: a [`KeyStore`] that a background task fills from
@@ -324,7 +336,7 @@ impl RemoteKeys {
             target,
             gate: Mutex::new(schedule::Gate::default()),
             wake: Notify::new(),
-            done: watch::channel(Done::default()).0,
+            done: watch::channel(Status::default()).0,
         });
         let keys = RemoteKeys {
             handle: Arc::new(Handle {
@@ -362,8 +374,9 @@ impl RemoteKeys {
         }
     }
 
-    /// Fetches now, whatever the schedule and the cooldown (joining a fetch
-    /// under way), and returns its outcome.
+    /// Fetches now, whatever the schedule and the cooldown, and returns the
+    /// outcome. A fetch already under way is waited for first: the one
+    /// returned starts after this call.
     ///
     /// # Errors
     /// Why the fetch failed; the keys held are then kept as after any
@@ -373,18 +386,29 @@ impl RemoteKeys {
             return Err(FetchError::NoRuntime);
         }
         let shared = &self.handle.shared;
-        let mut done = {
-            let mut gate = shared.gate.lock().unwrap_or_else(|e| e.into_inner());
-            if gate.force(tokio::time::Instant::now()) {
-                shared.wake.notify_one();
-            }
-            shared.done.subscribe()
+        let mut done = loop {
+            let mut done = {
+                let mut gate = shared.gate.lock().unwrap_or_else(|e| e.into_inner());
+                let done = shared.done.subscribe();
+                if !gate.in_flight() {
+                    gate.force(tokio::time::Instant::now());
+                    shared.wake.notify_one();
+                    break done;
+                }
+                done
+            };
+            done.changed().await.map_err(|_| FetchError::NoRuntime)?;
         };
         done.changed().await.map_err(|_| FetchError::NoRuntime)?;
-        match done.borrow().error.clone() {
+        match done.borrow().last_error.clone() {
             Some(err) => Err(err),
             None => Ok(()),
         }
+    }
+
+    /// What the source has done so far.
+    pub fn status(&self) -> Status {
+        self.handle.shared.done.borrow().clone()
     }
 
     /// Starts the task unless it runs; `false` when there is no runtime

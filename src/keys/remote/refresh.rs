@@ -12,7 +12,7 @@ use tokio::time::{Instant, sleep_until};
 use super::discovery;
 use super::fetch::{self, Document, Fetched, Limits};
 use super::schedule::{backoff, jitter, next_refresh, stale_at, too_stale};
-use super::{Done, FetchError, Shared, Target};
+use super::{FetchError, Shared, Status, Target};
 use crate::keys::{KeySet, VerifyingKey};
 
 /// A successful fetch.
@@ -65,10 +65,14 @@ pub(super) async fn run(shared: Arc<Shared>, mut closed: oneshot::Receiver<()>) 
         };
         next = state.settle(&shared, &result, asked, Instant::now());
         lock(&shared).end();
-        shared.done.send_modify(|done| {
-            *done = Done {
-                generation: done.generation.wrapping_add(1),
-                error: result.err(),
+        shared.done.send_modify(|status| {
+            *status = Status {
+                fetches: status.fetches.wrapping_add(1),
+                keys: shared.store.guard().len(),
+                last_success: state.last_good.map(Instant::into_std),
+                next_fetch: Some(next.into_std()),
+                failures: state.failures,
+                last_error: result.err(),
             }
         });
     }

@@ -112,6 +112,11 @@ impl Gate {
         self.in_flight = false;
     }
 
+    /// Whether a fetch is running or about to.
+    pub(crate) fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
     /// Whether a request asked for a fetch not yet begun.
     pub(crate) fn requested(&self) -> bool {
         self.requested
