@@ -1,53 +1,5 @@
-//! Several issuers behind one layer: [`Issuer`] is one issuer's
-//! configuration (its exact `iss`, its own keys, audiences and claim
-//! rules), handed to
-//! [`JwtAuthBuilder::issuer_config`](crate::JwtAuthBuilder::issuer_config)
-//! once per issuer.
-//!
-//! The token's `iss` is read before its signature is checked, with the same
-//! strict decoding as the verified claims (canonical base64url, duplicate
-//! members and a non-string `iss` refused), and only picks which issuer's
-//! keys and rules apply. That issuer's rules then name exactly its `iss`,
-//! so the verified `iss` must equal the one that picked them: a token of
-//! issuer A signed with B's key fails B's signature check or A's rules,
-//! never both pass. A token whose `iss` is missing or unknown is refused
-//! (401 `invalid_token`) before any key is looked at. With one issuer,
-//! nothing is read before the signature: that path is the plain builder's.
-//!
-//! # Example
-//!
-//! ```
-//! use http::{Request, Response, StatusCode};
-//! use tower::{ServiceBuilder, ServiceExt, service_fn};
-//! use tower_jwt_auth::{Issuer, JwtAuthLayer};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let partner_jwks = r#"{"keys":[{"kty":"oct","kid":"p1","alg":"HS256",
-//! #     "k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC1zZWNyZXQ"}]}"#;
-//! let auth = JwtAuthLayer::<serde_json::Value>::builder()
-//!     .issuer_config(
-//!         Issuer::new("https://login.example.com")
-//!             .hs256(b"0123456789abcdef0123456789abcdef")
-//!             .audience("movies-api"),
-//!     )
-//!     .issuer_config(
-//!         Issuer::new("https://partner.example.net")
-//!             .jwks_str(partner_jwks)
-//!             .audience("api://movies")
-//!             .require_typ_at_jwt(),
-//!     )
-//!     .build()?;
-//!
-//! let service = ServiceBuilder::new()
-//!     .layer(auth)
-//!     .service(service_fn(|_: Request<String>| async {
-//!         Ok::<_, std::convert::Infallible>(Response::new(String::new()))
-//!     }));
-//! let response = service.oneshot(Request::new(String::new())).await?;
-//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-//! # Ok(()) }
-//! ```
+//! Several issuers behind one layer: [`Issuer`], one issuer's keys and
+//! rules, and choosing among several by a token's `iss`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -62,13 +14,64 @@ use crate::reject::Reason;
 #[cfg(feature = "remote-jwks")]
 use crate::keys::remote::{HttpClient, RemoteKeys, RemoteOptions, RemoteSetup};
 
-/// One trusted issuer: the `iss` its tokens carry, the keys that verify
-/// them and the rules they must meet. See the [module docs](self).
+/// One trusted issuer: the exact `iss` its tokens carry, the keys that
+/// verify them and the rules they must meet, handed to
+/// [`JwtAuthBuilder::issuer_config`](crate::JwtAuthBuilder::issuer_config)
+/// once per issuer when one layer accepts tokens from several.
+///
+/// The token's `iss` is read before its signature is checked, with the same
+/// strict decoding as the verified claims (canonical base64url, duplicate
+/// members and a non-string `iss` refused), and only picks which issuer's
+/// keys and rules apply. That issuer's rules then name exactly its `iss`,
+/// so the verified `iss` must equal the one that picked them: a token of
+/// issuer A signed with B's key fails B's signature check or A's rules,
+/// never both pass. A token whose `iss` is missing or unknown is refused
+/// (401 `invalid_token`) before any key is looked at. With one issuer,
+/// nothing is read before the signature: that path is the plain builder's.
 ///
 /// Defaults as for [`JwtAuthBuilder`](crate::JwtAuthBuilder): `exp`
 /// required, 30 s leeway, no audience accepted unless configured. Methods
 /// that take key material keep the first error, reported by
-/// [`JwtAuthBuilder::build`](crate::JwtAuthBuilder::build).
+/// [`JwtAuthBuilder::build`](crate::JwtAuthBuilder::build). With the
+/// `remote-jwks` feature an issuer's keys may also come from the network
+/// (`jwks_url`, `oidc_discovery`, `remote_keys`), each issuer's source its
+/// own: an unknown `kid` refetches only its issuer's keys, and an unknown
+/// `iss` reaches no source.
+///
+/// # Example
+///
+/// ```
+/// use http::{Request, Response, StatusCode};
+/// use tower::{ServiceBuilder, ServiceExt, service_fn};
+/// use tower_jwt_auth::{Issuer, JwtAuthLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let partner_jwks = r#"{"keys":[{"kty":"oct","kid":"p1","alg":"HS256",
+/// #     "k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC1zZWNyZXQ"}]}"#;
+/// let auth = JwtAuthLayer::<serde_json::Value>::builder()
+///     .issuer_config(
+///         Issuer::new("https://login.example.com")
+///             .hs256(b"0123456789abcdef0123456789abcdef")
+///             .audience("movies-api"),
+///     )
+///     .issuer_config(
+///         Issuer::new("https://partner.example.net")
+///             .jwks_str(partner_jwks)
+///             .audience("api://movies")
+///             .require_typ_at_jwt(),
+///     )
+///     .build()?;
+///
+/// let service = ServiceBuilder::new()
+///     .layer(auth)
+///     .service(service_fn(|_: Request<String>| async {
+///         Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+///     }));
+/// let response = service.oneshot(Request::new(String::new())).await?;
+/// assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct Issuer {
     iss: String,
@@ -257,7 +260,15 @@ impl Issuer {
 #[cfg_attr(docsrs, doc(cfg(feature = "remote-jwks")))]
 impl Issuer {
     fn remote_source(mut self, set: impl FnOnce(&mut RemoteSetup) -> Result<(), Error>) -> Self {
-        if let Err(err) = set(&mut self.remote) {
+        let result = if self.remote.is_set() {
+            Err(Error::Config(format!(
+                "issuer {:?}: one remote key source per issuer",
+                self.iss
+            )))
+        } else {
+            set(&mut self.remote)
+        };
+        if let Err(err) = result {
             self.error.get_or_insert(err);
         }
         self

@@ -271,6 +271,20 @@ async fn issuer_keys_from_a_source_discovered_for_another_issuer_are_refused() {
         .issuer_config(Issuer::new(idp.iss("c")).oidc_discovery())
         .build()
         .unwrap();
+    // One source per issuer.
+    let err = JwtAuthLayer::<User>::builder()
+        .issuer_config(
+            Issuer::new(idp.iss("b"))
+                .oidc_discovery()
+                .jwks_url(format!("{}/b/jwks.json", idp.base)),
+        )
+        .issuer_config(Issuer::new(idp.iss("c")).oidc_discovery())
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("one remote key source per issuer"),
+        "{err}"
+    );
     // A remote source on the builder itself beside issuers is refused.
     let err = JwtAuthLayer::<User>::builder()
         .jwks_url(format!("{}/a/jwks.json", idp.base))
