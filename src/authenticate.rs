@@ -108,9 +108,11 @@ impl<C: DeserializeOwned> Authenticator<C> {
     }
 
     /// A refetch to wait for when the token names a key (or algorithm) no
-    /// key held has; with no keys at all, the source is started if it was
-    /// built outside a runtime. Only the remote source of the token's own
-    /// issuer is asked (an unknown issuer was refused before any key).
+    /// key held has. With no keys at all the request is answered 503 at
+    /// once, but asks for a fetch too (starting the source if it was built
+    /// outside a runtime), so a provider that is back is not left waiting
+    /// for the end of a long backoff. Only the remote source of the token's own issuer is asked (an
+    /// unknown issuer was refused before any key).
     #[cfg(feature = "remote-jwks")]
     pub(crate) fn refetch_for(
         &self,
@@ -121,7 +123,7 @@ impl<C: DeserializeOwned> Authenticator<C> {
         match rejection.kind() {
             RejectionKind::InvalidToken(Reason::UnknownKey | Reason::Algorithm) => remote.refetch(),
             RejectionKind::Unavailable => {
-                remote.start();
+                drop(remote.refetch());
                 None
             }
             _ => None,

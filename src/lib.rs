@@ -60,6 +60,10 @@
 //! - `aws_lc_rs`: jsonwebtoken's AWS-LC backend; wins when both are on.
 //! - `axum`: `axum::Claims` extractors; [`Rejection`] as a response.
 //! - `issue`: `issue::SigningKey` and JWKS export, for token issuers.
+//! - `remote-jwks`: keys from a JWKS URL or an OpenID issuer, refreshed in
+//!   the background (`keys::remote`, `JwtAuthBuilder::jwks_url` /
+//!   `oidc_issuer`); `remote-jwks-native-roots`: its default client trusts
+//!   the system's root certificates instead of the webpki ones.
 //!
 //! # Modules, along one request
 //!

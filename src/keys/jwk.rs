@@ -23,8 +23,8 @@ pub struct JwkPolicy {
     pub oct_default: Option<Algorithm>,
     /// Whether symmetric (`oct`) keys are accepted at all. Default `true`;
     /// a set the application fetched from a public URL should never carry
-    /// secrets: parse it with [`JwkPolicy::without_symmetric_keys`]. (The
-    /// crate fetches nothing itself.)
+    /// secrets: parse it with [`JwkPolicy::without_symmetric_keys`], as
+    /// remote key sources (feature `remote-jwks`) do by default.
     pub allow_symmetric: bool,
     /// Smallest RSA modulus accepted, in bits. Default 2048 (RFC 7518
     /// §3.3); it can only raise [`MIN_RSA_BITS`](super::MIN_RSA_BITS), which
