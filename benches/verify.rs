@@ -18,6 +18,11 @@
 //! the same ES256 key with the same `kid`, given statically or fetched from
 //! a JWKS URL on loopback; the request path must cost the same.
 //!
+//! `issuers/one/HS256` and `issuers/two/HS256`: the same HS256 token through
+//! the plain builder's layer and through a layer trusting two issuers
+//! (the token's second), whose unverified `iss` is read to pick the keys:
+//! that read is the whole difference.
+//!
 //! Requests are built outside the timed routine. Run with
 //! `cargo bench --bench verify`; BENCHMARKS.md explains the ratios.
 
@@ -220,6 +225,44 @@ fn scaling(c: &mut Criterion) {
     }
 }
 
+fn issuers(c: &mut Criterion) {
+    use tower_jwt_auth::Issuer;
+    let case = case(Algorithm::HS256);
+    let one = JwtAuthLayer::<Claims>::builder()
+        .key(case.verifying.clone())
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .build()
+        .unwrap();
+    let two = JwtAuthLayer::<Claims>::builder()
+        .issuer_config(
+            Issuer::new("https://partner.example.net")
+                .hs256(b"another-benchmark-secret-0123456789abcdef")
+                .audience(AUDIENCE),
+        )
+        .issuer_config(
+            Issuer::new(ISSUER)
+                .key(case.verifying.clone())
+                .audience(AUDIENCE),
+        )
+        .build()
+        .unwrap();
+    for (name, layer) in [("one", one), ("two", two)] {
+        let mut protected = ServiceBuilder::new().layer(layer).service(service_fn(echo));
+        assert_eq!(
+            run(protected.call(request(&case.token))).unwrap().status(),
+            200
+        );
+        c.bench_function(&format!("issuers/{name}/HS256"), |b| {
+            b.iter_batched(
+                || request(&case.token),
+                |req| run(protected.call(req)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+}
+
 #[cfg(feature = "remote-jwks")]
 fn source(c: &mut Criterion) {
     use tower_jwt_auth::issue::jwk_set;
@@ -286,5 +329,5 @@ async fn serve_jwks(jwks: String) -> String {
 #[cfg(not(feature = "remote-jwks"))]
 fn source(_: &mut Criterion) {}
 
-criterion_group!(benches, bench, scaling, source);
+criterion_group!(benches, bench, scaling, issuers, source);
 criterion_main!(benches);

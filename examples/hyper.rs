@@ -1,22 +1,38 @@
 //! A plain hyper 1 server: `GET /protected` needs a valid JWT and answers
 //! with its claims as JSON; `GET /public` stays open.
 //!
+//! Against the companion login service (`cargo run -p login-service`, on
+//! 127.0.0.1:3000), its keys found through its discovery document:
+//!
 //! ```sh
-//! JWT_SECRET=$(openssl rand -hex 32) JWT_ISSUER=https://auth.example.com JWT_AUDIENCE=movies-api \
-//!     cargo run --example hyper
+//! OIDC_ISSUER=http://127.0.0.1:3000 JWT_AUDIENCE=login-service \
+//!     cargo run --example hyper --features remote-jwks
+//! TOKEN=$(curl -s -X POST http://127.0.0.1:3000/auth/login -H 'content-type: application/json' \
+//!     -d '{"email": "ada@example.com", "password": "correct horse battery staple"}' \
+//!     | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
 //! curl -i -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3003/protected
 //! ```
 //!
-//! `$TOKEN` is an HS256 token signed with `JWT_SECRET` carrying that `iss`,
-//! `aud` and an `exp`; `JWT_PUBLIC_KEY_FILE` (an RS256, ES256 or EdDSA
-//! public key, PEM or DER) replaces `JWT_SECRET` for tokens signed with a private
-//! key. `LISTEN` changes the address; `RUST_LOG=tower_jwt_auth=debug` logs
-//! why a token was refused.
+//! Keys, exactly one of:
+//! - `OIDC_ISSUER`: an OpenID issuer; its `/.well-known/openid-configuration`
+//!   names the JWK set, and the issuer is the required `iss`;
+//! - `JWKS_URL`: the JWK set itself (for the login service,
+//!   `http://127.0.0.1:3000/.well-known/jwks.json`), with `JWT_ISSUER`;
+//! - `JWT_SECRET`: an HS256 secret, with `JWT_ISSUER`;
+//! - `JWT_PUBLIC_KEY_FILE`: an RS256, ES256 or EdDSA public key (PEM or
+//!   DER), with `JWT_ISSUER`.
+//!
+//! The first two need the `remote-jwks` feature; their keys are fetched in
+//! the background and follow the issuer's key rotations. `JWT_AUDIENCE` is
+//! the required `aud`; `LISTEN` changes the address (default
+//! 127.0.0.1:3003); `RUST_LOG=tower_jwt_auth=debug` logs
+//! fetches and why a token was refused.
 
 use std::convert::Infallible;
 use std::env::{self, VarError};
 use std::pin::pin;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -49,8 +65,10 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Error> {
+    let auth = auth_layer()?;
+    wait_for_keys(&auth).await;
     let protected = ServiceBuilder::new()
-        .layer(auth_layer()?)
+        .layer(auth)
         .service(service_fn(protected));
     // hyper has no router: dispatch by hand, so only `/protected` goes
     // through the layer. `JwtAuthBody::new` gives the open routes the same
@@ -106,15 +124,63 @@ fn text(status: StatusCode, body: &'static str) -> Response<JwtAuthBody<Full<Byt
     response
 }
 
+/// The layer, its keys from exactly one of: `JWKS_URL` or `OIDC_ISSUER`
+/// (fetched and kept current; feature `remote-jwks`), or the fixed
+/// `JWT_SECRET` / `JWT_PUBLIC_KEY_FILE`. `JWT_ISSUER` is the required `iss`
+/// (with `OIDC_ISSUER`, that issuer unless given).
 fn auth_layer() -> Result<JwtAuthLayer<Value>, Error> {
-    let builder = match (var("JWT_SECRET")?, var("JWT_PUBLIC_KEY_FILE")?) {
-        (Some(secret), None) => JwtAuthLayer::builder().hs256(secret),
-        (None, Some(path)) => JwtAuthLayer::builder().public_key_file(path),
-        _ => return Err("set exactly one of JWT_SECRET and JWT_PUBLIC_KEY_FILE".into()),
+    let builder = JwtAuthLayer::builder();
+    let keys = (
+        var("JWKS_URL")?,
+        var("OIDC_ISSUER")?,
+        var("JWT_SECRET")?,
+        var("JWT_PUBLIC_KEY_FILE")?,
+    );
+    let (builder, discovered): (_, Option<String>) = match keys {
+        #[cfg(feature = "remote-jwks")]
+        (Some(url), None, None, None) => (builder.jwks_url(url), None),
+        #[cfg(feature = "remote-jwks")]
+        (None, Some(issuer), None, None) => (builder.oidc_issuer(&issuer), Some(issuer)),
+        #[cfg(not(feature = "remote-jwks"))]
+        (Some(_), None, None, None) | (None, Some(_), None, None) => {
+            return Err("JWKS_URL and OIDC_ISSUER need the remote-jwks feature: \
+                        cargo run --example hyper --features remote-jwks"
+                .into());
+        }
+        (None, None, Some(secret), None) => (builder.hs256(secret), None),
+        (None, None, None, Some(path)) => (builder.public_key_file(path), None),
+        _ => {
+            return Err(
+                "set exactly one of JWKS_URL, OIDC_ISSUER, JWT_SECRET and JWT_PUBLIC_KEY_FILE"
+                    .into(),
+            );
+        }
     };
-    let issuer = var("JWT_ISSUER")?.ok_or("JWT_ISSUER is not set")?;
+    let builder = match (var("JWT_ISSUER")?, discovered) {
+        (Some(issuer), Some(discovered)) if issuer != discovered => {
+            return Err("JWT_ISSUER and OIDC_ISSUER name different issuers".into());
+        }
+        // `oidc_issuer` already requires its issuer as `iss`.
+        (_, Some(_)) => builder,
+        (Some(issuer), None) => builder.issuer(issuer),
+        (None, None) => return Err("JWT_ISSUER is not set".into()),
+    };
     let audience = var("JWT_AUDIENCE")?.ok_or("JWT_AUDIENCE is not set")?;
-    Ok(builder.issuer(issuer).audience(audience).build()?)
+    Ok(builder.audience(audience).build()?)
+}
+
+/// Waits a little for keys fetched from the network, so that the first
+/// requests are not answered 503; fixed keys are there at once.
+async fn wait_for_keys<C>(auth: &JwtAuthLayer<C>)
+where
+    C: serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    if tokio::time::timeout(Duration::from_secs(10), auth.ready())
+        .await
+        .is_err()
+    {
+        eprintln!("no keys yet: requests get 503 until the key source answers");
+    }
 }
 
 /// An environment variable; unset and empty are the same.

@@ -10,9 +10,9 @@ use http::{HeaderMap, Uri};
 use serde::de::DeserializeOwned;
 
 use crate::authorize::{self, Policy, TokenPayload};
-use crate::claims::{self, Registered, RegisteredClaims, Rules};
+use crate::claims::{self, Clock, Registered, RegisteredClaims};
+use crate::issuer::{Verifier, Verifiers};
 use crate::jws;
-use crate::keys::KeyStore;
 use crate::reject::{Reason, Rejection, RejectionKind};
 use crate::revoke::{RevocationCheck, RevocationFuture};
 use crate::token::{self, Found, TokenSource};
@@ -23,8 +23,8 @@ pub(crate) type Predicate<C> = Box<dyn Fn(&C) -> bool + Send + Sync>;
 /// Everything a request is checked against, assembled once by the builder
 /// and only read here.
 pub(crate) struct Authenticator<C> {
-    pub(crate) keys: KeyStore,
-    pub(crate) rules: Rules,
+    /// Keys and claim rules, one set per issuer when there are several.
+    pub(crate) verifiers: Verifiers,
     pub(crate) sources: Vec<TokenSource>,
     pub(crate) optional: bool,
     pub(crate) max_token_len: usize,
@@ -34,12 +34,11 @@ pub(crate) struct Authenticator<C> {
     /// payload is at hand.
     pub(crate) policy: Policy<C>,
     pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
-    /// The remote source filling `keys`, asked to refetch for unknown keys.
-    #[cfg(feature = "remote-jwks")]
-    pub(crate) remote: Option<crate::keys::remote::RemoteKeys>,
     /// The verified-token cache, when configured.
     #[cfg(feature = "cache")]
     pub(crate) cache: Option<crate::cache::Store<C>>,
+    /// Where every time check reads the time.
+    pub(crate) clock: Clock,
 }
 
 /// What authenticating a request concluded.
@@ -120,7 +119,7 @@ impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
                 claims, payload, ..
             }) => Outcome::Verified { claims, payload },
             #[cfg(feature = "remote-jwks")]
-            Err(rejection) if may_refetch => match self.refetch_for(&rejection) {
+            Err(rejection) if may_refetch => match self.refetch_for(token, &rejection) {
                 Some(wait) => Outcome::Refetch(wait),
                 None => Outcome::Rejected(rejection),
             },
@@ -132,13 +131,15 @@ impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
     /// key held has. With no keys at all the request is answered 503 at
     /// once, but asks for a fetch too (starting the source if it was built
     /// outside a runtime), so a provider that is back is not left waiting
-    /// for the end of a long backoff.
+    /// for the end of a long backoff. Only the remote source of the token's own issuer is asked (an
+    /// unknown issuer was refused before any key).
     #[cfg(feature = "remote-jwks")]
     pub(crate) fn refetch_for(
         &self,
+        token: &[u8],
         rejection: &Rejection,
     ) -> Option<crate::keys::remote::RefetchWait> {
-        let remote = self.remote.as_ref()?;
+        let remote = self.verifiers.select(token).ok()?.remote.as_ref()?;
         match rejection.kind() {
             RejectionKind::InvalidToken(Reason::UnknownKey | Reason::Algorithm) => remote.refetch(),
             RejectionKind::Unavailable => {
@@ -153,7 +154,7 @@ impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
     /// remote source).
     pub(crate) async fn ready(&self) {
         #[cfg(feature = "remote-jwks")]
-        if let Some(remote) = &self.remote {
+        for remote in self.verifiers.remotes() {
             remote.ready().await;
         }
     }
@@ -169,14 +170,18 @@ impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
         if token.len() > self.max_token_len {
             return Err(invalid(Reason::TooLarge));
         }
-        let now = self.rules.clock.now();
+        // With several issuers, the unverified `iss` picks one (an unknown
+        // one is refused here, before any key is looked at).
+        let verifier = self.verifiers.select(token).map_err(invalid)?;
+        let now = self.clock.now();
         #[cfg(feature = "cache")]
         if let Some(hit) = self
             .cache
             .as_ref()
-            .and_then(|c| c.get(token, &self.keys, now))
+            .and_then(|c| c.get(token, &verifier.keys, now))
         {
             return self.conclude(
+                verifier,
                 hit.claims.clone(),
                 &hit.registered,
                 Payload::Cached(&hit.payload),
@@ -184,7 +189,7 @@ impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
                 now,
             );
         }
-        let keys = self.keys.guard();
+        let keys = verifier.keys.guard();
         // An empty store has not been loaded yet (or its source is down):
         // that is the server's problem, not the token's (503, not 401).
         if keys.is_empty() {
@@ -194,8 +199,9 @@ impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
         let mut stack = [0u8; 1024];
         let payload = jws::decode_payload(verified.compact.payload, &mut stack).map_err(invalid)?;
         let (claims, registered) =
-            claims::decode::<C>(&payload, &self.rules.required).map_err(invalid)?;
+            claims::decode::<C>(&payload, &verifier.rules.required).map_err(invalid)?;
         let checked = self.conclude(
+            verifier,
             claims,
             &registered,
             Payload::Decoded(&payload),
@@ -212,7 +218,7 @@ impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
                 &payload,
                 typ,
                 key_id,
-                &self.rules,
+                &verifier.rules,
                 now,
             );
         }
@@ -224,6 +230,7 @@ impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
     /// authorization rules, and what a revocation check needs.
     fn conclude(
         &self,
+        verifier: &Verifier,
         claims: C,
         registered: &Registered<'_>,
         payload: Payload<'_>,
@@ -231,7 +238,8 @@ impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
         now: u64,
     ) -> Result<Checked<C>, Rejection> {
         let invalid = |reason| Rejection::from(RejectionKind::InvalidToken(reason));
-        self.rules
+        verifier
+            .rules
             .check(registered, typ_at_jwt, now)
             .map_err(invalid)?;
         if !self.claim_rules.iter().all(|rule| rule(&claims)) {

@@ -16,6 +16,7 @@ use crate::authenticate::{Authenticator, Predicate};
 use crate::authorize::PolicyBuilder;
 use crate::claims::{Clock, Rules};
 use crate::error::Error;
+use crate::issuer::{Issuer, Verifier, Verifiers};
 use crate::keys::{KeySet, KeyStore, VerifyingKey};
 use crate::reject::{DEFAULT_REALM, Rejection, Render, Responder};
 use crate::revoke::RevocationCheck;
@@ -65,6 +66,8 @@ pub struct JwtAuthBuilder<C> {
     pub(crate) remote: crate::keys::remote::RemoteSetup,
     #[cfg(feature = "cache")]
     cache: Option<crate::cache::TokenCache>,
+    clock: Clock,
+    issuer_configs: Vec<Issuer>,
     _claims: PhantomData<fn() -> C>,
 }
 
@@ -111,6 +114,8 @@ where
             remote: Default::default(),
             #[cfg(feature = "cache")]
             cache: None,
+            clock: Clock::default(),
+            issuer_configs: Vec::new(),
             _claims: PhantomData,
         }
     }
@@ -202,6 +207,17 @@ where
     /// Once set, `iss` is required.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.rules.issuers.push(issuer.into());
+        self
+    }
+
+    /// Trusts one more issuer, with its own keys, audiences and claim
+    /// rules (see [`Issuer`]); call again for each. A token's `iss` picks
+    /// the issuer it is checked against; a missing or unknown `iss` is
+    /// refused. Keys and claim rules then go on each `Issuer` rather than
+    /// here; scopes, claim and authorization rules, token sources and the
+    /// rest stay layer-wide.
+    pub fn issuer_config(mut self, issuer: Issuer) -> Self {
+        self.issuer_configs.push(issuer);
         self
     }
 
@@ -375,7 +391,7 @@ where
     /// time check (`exp`, `nbf`, `iat`, `max_age`, cached entries): for
     /// tests that move time. Whole seconds count.
     pub fn clock(mut self, now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
-        self.rules.clock = Clock::new(now);
+        self.clock = Clock::new(now);
         self
     }
 
@@ -384,46 +400,43 @@ where
     /// # Errors
     /// The first key that failed to parse, no key at all, both keys and a
     /// store, no token source, or a required scope that is not an RFC 6749
-    /// scope token.
+    /// scope token; with [`issuer_config`](Self::issuer_config), the same
+    /// for each issuer, an issuer named twice, or keys or claim rules given
+    /// here instead of on an [`Issuer`].
     pub fn build(self) -> Result<JwtAuthLayer<C>, Error> {
         if let Some(err) = self.error {
             return Err(err);
         }
-        #[cfg(feature = "remote-jwks")]
-        let (remote, store) = self.remote.build(self.store, !self.keys.is_empty())?;
-        #[cfg(not(feature = "remote-jwks"))]
-        let store = self.store;
-        let keys = match (store, self.keys.is_empty()) {
-            (Some(store), true) => store,
-            (None, false) => KeyStore::new(KeySet::new(self.keys)),
-            (None, true) => return Err(Error::Config("no verification key configured".into())),
-            (Some(_), false) => {
-                return Err(Error::Config(
-                    "use either a key store or individual keys".into(),
-                ));
-            }
+        let verifiers = if self.issuer_configs.is_empty() {
+            Verifiers::One(Verifier::new(
+                self.keys,
+                self.store,
+                #[cfg(feature = "remote-jwks")]
+                self.remote,
+                self.rules,
+            )?)
+        } else {
+            let layer_keys = !self.keys.is_empty() || self.store.is_some();
+            #[cfg(feature = "remote-jwks")]
+            let layer_keys = layer_keys || self.remote.is_set();
+            Verifiers::by_issuer(self.issuer_configs, self.rules, layer_keys)?
         };
         if self.sources.is_empty() {
             return Err(Error::Config("no token source configured".into()));
         }
-        if self.rules.required.len() > 64 {
-            return Err(Error::Config("at most 64 required claims".into()));
-        }
         let policy = self.policy.build_here()?;
         Ok(JwtAuthLayer::from_config(Config {
             authenticator: Authenticator {
-                keys,
-                rules: self.rules,
+                verifiers,
                 sources: self.sources,
                 optional: self.optional,
                 max_token_len: self.max_token_len,
                 claim_rules: self.claim_rules,
                 policy,
                 revocation: self.revocation,
-                #[cfg(feature = "remote-jwks")]
-                remote,
                 #[cfg(feature = "cache")]
                 cache: self.cache.map(|cache| cache.store()),
+                clock: self.clock,
             },
             responder: Arc::new(Responder {
                 realm: self.realm.into(),

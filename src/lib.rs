@@ -106,6 +106,9 @@ mod alg;
 // Strict compact serialization and the JOSE header.
 mod jws;
 
+// Several issuers: each one's keys and rules, chosen by `iss`.
+mod issuer;
+
 // Keys, key sets (signature checks included), the key store.
 pub mod keys;
 
@@ -148,6 +151,7 @@ pub use body::JwtAuthBody;
 pub use builder::JwtAuthBuilder;
 pub use claims::{DEFAULT_LEEWAY, RegisteredClaims};
 pub use error::{BoxError, Error};
+pub use issuer::Issuer;
 pub use keys::{KeySet, KeyStore, VerifyingKey};
 pub use reject::{DEFAULT_REALM, GrpcCode, Reason, Rejection, RejectionKind};
 pub use service::{JwtAuth, JwtAuthLayer, ResponseFuture};

@@ -56,8 +56,7 @@ impl<C> fmt::Debug for JwtAuthLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let auth = &self.config.authenticator;
         f.debug_struct("JwtAuthLayer")
-            .field("keys", &auth.keys)
-            .field("rules", &auth.rules)
+            .field("verifiers", &auth.verifiers)
             .field("sources", &auth.sources)
             .field("optional", &auth.optional)
             .field("policy", &auth.policy)
@@ -98,7 +97,11 @@ where
                 // Remote keys: an unknown key is refetched in the
                 // background for the next call; this one cannot wait.
                 #[cfg(feature = "remote-jwks")]
-                drop(self.config.authenticator.refetch_for(&rejection));
+                drop(
+                    self.config
+                        .authenticator
+                        .refetch_for(token.as_bytes(), &rejection),
+                );
                 rejection.with_realm(realm())
             })?;
         match checked.denial {

@@ -35,7 +35,6 @@ pub(crate) struct Rules {
     pub(crate) any_audience: bool,
     pub(crate) required: Vec<String>,
     pub(crate) typ_at_jwt: bool,
-    pub(crate) clock: Clock,
 }
 
 impl Default for Rules {
@@ -48,7 +47,6 @@ impl Default for Rules {
             any_audience: false,
             required: Vec::new(),
             typ_at_jwt: false,
-            clock: Clock::default(),
         }
     }
 }

@@ -115,3 +115,35 @@ where
         self
     }
 }
+
+/// The same settings for one [`Issuer`](crate::Issuer) of several, whose
+/// methods live beside the issuer's other ones.
+impl RemoteSetup {
+    pub(crate) fn is_set(&self) -> bool {
+        self.source.is_some()
+    }
+
+    pub(crate) fn jwks(&mut self, url: String) -> Result<(), Error> {
+        self.set(Source::Jwks(url))
+    }
+
+    pub(crate) fn oidc(&mut self, issuer: String) -> Result<(), Error> {
+        self.set(Source::Oidc(issuer))
+    }
+
+    pub(crate) fn keys(&mut self, keys: RemoteKeys) -> Result<(), Error> {
+        self.set(Source::Ready(keys))
+    }
+
+    pub(crate) fn options(&mut self, options: RemoteOptions) {
+        let client = self.options.client.take();
+        self.options = options;
+        if self.options.client.is_none() {
+            self.options.client = client;
+        }
+    }
+
+    pub(crate) fn http_client(&mut self, client: impl HttpClient) {
+        self.options = std::mem::take(&mut self.options).http_client(client);
+    }
+}
