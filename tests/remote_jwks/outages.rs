@@ -39,14 +39,20 @@ async fn provider_failures_keep_cached_keys_and_forge_nothing() {
         (Mode::Garbage, |e| matches!(e, FetchError::Json(_))),
         (Mode::Endless, |e| *e == FetchError::TooLarge(64 * 1024)),
         (Mode::CrossOrigin, |e| matches!(e, FetchError::Redirect(_))),
+        (Mode::Loop, |e| matches!(e, FetchError::Redirect(_))),
         (Mode::WrongType, |e| matches!(e, FetchError::ContentType(_))),
     ];
     for (mode, expected) in failures {
         provider.set(|s| s.mode = mode.clone());
+        let before = provider.hits();
         let err = bounded(remote.refresh())
             .await
             .expect_err("the fetch should fail");
         assert!(expected(&err), "{mode:?}: {err:?}");
+        if let Mode::Loop = mode {
+            // The request and the 3 redirects followed, no more.
+            assert_eq!(provider.hits() - before, 4);
+        }
         assert_eq!(remote.status().keys, 1, "{mode:?}");
         assert_eq!(
             status_of(&api, &token(&a)).await,
@@ -61,7 +67,7 @@ async fn provider_failures_keep_cached_keys_and_forge_nothing() {
             );
         }
     }
-    assert_eq!(remote.status().failures, 8);
+    assert_eq!(remote.status().failures, 9);
 
     // A document without any usable key is a failure too: keys kept.
     provider.set(|s| {

@@ -37,6 +37,8 @@ pub(crate) enum Mode {
     CrossOrigin,
     /// A redirect to `/jwks-moved` on the same origin.
     SameOrigin,
+    /// A redirect to `/jwks` itself, forever.
+    Loop,
     /// The key set, served as `text/html`.
     WrongType,
 }
@@ -156,6 +158,7 @@ impl Provider {
             Mode::Reset => return Err(std::io::Error::other("provider drops the connection")),
             Mode::CrossOrigin => redirect(&self.jwks_url().replace("127.0.0.1", "localhost")),
             Mode::SameOrigin => redirect("/jwks-moved"),
+            Mode::Loop => redirect("/jwks"),
             Mode::WrongType => {
                 let mut response = self.keys(&request);
                 response
