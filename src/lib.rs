@@ -60,6 +60,7 @@
 //! - `aws_lc_rs`: jsonwebtoken's AWS-LC backend; wins when both are on.
 //! - `axum`: `axum::Claims` extractors; [`Rejection`] as a response.
 //! - `issue`: `issue::SigningKey` and JWKS export, for token issuers.
+//! - `metrics`: counters and gauges on the `metrics` facade; see the `metrics` module.
 //!
 //! # Modules, along one request
 //!
@@ -126,6 +127,14 @@ pub mod issue;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+
+// Metric names and recording; without the feature the recording functions
+// are empty and the module private.
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 
 pub use alg::Algorithm;
 pub use body::JwtAuthBody;

@@ -19,6 +19,7 @@ use tower_service::Service;
 
 use crate::authenticate::{Authenticator, Outcome};
 use crate::body::JwtAuthBody;
+use crate::metrics;
 use crate::reject::{Protocol, Reason, Rejection, RejectionKind, Responder};
 use crate::revoke::RevocationFuture;
 
@@ -164,6 +165,7 @@ where
             .config
             .authenticator
             .authenticate(request.headers(), request.uri());
+        metrics::outcome(&outcome);
         // The answer's form is only worked out for a request that may be
         // refused: nothing more on the path of a valid token.
         let kind = match outcome {
@@ -279,9 +281,11 @@ where
                         Ok(true) => Some(RejectionKind::InvalidToken(Reason::Revoked).into()),
                         Err(err) => {
                             tracing::warn!(error = %err, "revocation check failed");
+                            metrics::revocation_error();
                             Some(RejectionKind::Unavailable.into())
                         }
                     };
+                    metrics::checked(rejection.as_ref());
                     match rejection {
                         Some(rejection) => Kind::Rejected {
                             response: Some(responder.respond(rejection, *protocol)),
