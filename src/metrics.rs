@@ -25,13 +25,16 @@
 //! # Example
 //!
 //! ```
+//! # // Doctests of this module are collected even without the feature.
+//! # #[cfg(not(feature = "metrics"))] fn main() {}
+//! # #[cfg(feature = "metrics")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use http::{Request, StatusCode};
 //! use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};
 //! use tower_jwt_auth::JwtAuthLayer;
 //! use tower_jwt_auth::metrics::{REQUESTS_REFUSED, describe};
 //!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // An application installs its exporter's recorder globally instead.
 //! let recorder = DebuggingRecorder::new();
 //! let snapshotter = recorder.snapshotter();
