@@ -71,8 +71,7 @@ use std::time::Duration;
 use crate::authenticate::Outcome;
 use crate::reject::{Reason, Rejection, RejectionKind};
 
-/// A key whose name and labels are known at compile time, hash included;
-/// for `static` items, whose temporaries live for the whole program.
+/// A key for a `static` item: name, label and hash fixed at compile time.
 #[cfg(feature = "metrics")]
 macro_rules! static_key {
     ($name:expr) => {
@@ -176,7 +175,7 @@ enum Token {
 
 /// How a key set fetch ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(dead_code, reason = "called by the key fetcher and the token cache")]
+#[allow(dead_code, reason = "for the key fetcher and cache")]
 pub(crate) enum KeyFetch {
     /// A key set was fetched and parsed.
     Ok,
@@ -230,6 +229,9 @@ fn allowed(token: Token) {
 /// A request the layer answered with `kind`.
 #[inline]
 fn refused(kind: &RejectionKind) {
+    // The key is built per call (one small allocation for two labels): a
+    // refusal allocates its answer anyway, and a table of static keys for
+    // every kind and reason would be a second list to keep in step.
     #[cfg(feature = "metrics")]
     metrics::counter!(
         REQUESTS_REFUSED,
@@ -243,7 +245,7 @@ fn refused(kind: &RejectionKind) {
 
 /// A key set fetch ended with `result`.
 #[inline]
-#[allow(dead_code, reason = "called by the key fetcher and the token cache")]
+#[allow(dead_code, reason = "for the key fetcher and cache")]
 pub(crate) fn key_fetch(result: KeyFetch) {
     #[cfg(feature = "metrics")]
     metrics::counter!(KEY_FETCHES, LABEL_RESULT => fetch_label(result)).increment(1);
@@ -254,7 +256,7 @@ pub(crate) fn key_fetch(result: KeyFetch) {
 /// The time since the key set was last fetched successfully (set it after
 /// each fetch, failed ones included, so the gauge grows while fetches fail).
 #[inline]
-#[allow(dead_code, reason = "called by the key fetcher and the token cache")]
+#[allow(dead_code, reason = "for the key fetcher and cache")]
 pub(crate) fn keys_age(age: Duration) {
     #[cfg(feature = "metrics")]
     metrics::gauge!(KEYS_AGE).set(age.as_secs_f64());
@@ -264,7 +266,7 @@ pub(crate) fn keys_age(age: Duration) {
 
 /// A token found in the verified-token cache.
 #[inline]
-#[allow(dead_code, reason = "called by the key fetcher and the token cache")]
+#[allow(dead_code, reason = "for the key fetcher and cache")]
 pub(crate) fn cache_hit() {
     #[cfg(feature = "metrics")]
     {
@@ -275,7 +277,7 @@ pub(crate) fn cache_hit() {
 
 /// A token the verified-token cache did not hold.
 #[inline]
-#[allow(dead_code, reason = "called by the key fetcher and the token cache")]
+#[allow(dead_code, reason = "for the key fetcher and cache")]
 pub(crate) fn cache_miss() {
     #[cfg(feature = "metrics")]
     {
@@ -287,7 +289,7 @@ pub(crate) fn cache_miss() {
 /// `entries` dropped by the verified-token cache to stay within bounds
 /// (expired entries it drops are not evictions).
 #[inline]
-#[allow(dead_code, reason = "called by the key fetcher and the token cache")]
+#[allow(dead_code, reason = "for the key fetcher and cache")]
 pub(crate) fn cache_evicted(entries: usize) {
     #[cfg(feature = "metrics")]
     if entries > 0 {
@@ -357,7 +359,7 @@ pub(crate) fn reason_label(kind: &RejectionKind) -> &'static str {
 }
 
 /// The [`LABEL_RESULT`] value of a key fetch.
-#[allow(dead_code, reason = "called by the key fetcher and the token cache")]
+#[allow(dead_code, reason = "for the key fetcher and cache")]
 fn fetch_label(result: KeyFetch) -> &'static str {
     match result {
         KeyFetch::Ok => "ok",
