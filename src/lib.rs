@@ -66,6 +66,7 @@
 //!   `oidc_issuer`); `remote-jwks-native-roots`: its default client trusts
 //!   the system's root certificates instead of the webpki ones.
 //! - `cache`: [`cache::TokenCache`], a bounded verified-token cache.
+//! - `metrics`: counters and gauges on the `metrics` facade; see the `metrics` module.
 //!
 //! # Modules, along one request
 //!
@@ -144,6 +145,14 @@ pub mod issue;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+
+// Metric names and recording; without the feature the recording functions
+// are empty and the module private.
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
+#[cfg(not(feature = "metrics"))]
+mod metrics;
 
 pub use alg::Algorithm;
 pub use authorize::{AuthorizeLayer, Policy, Roles};

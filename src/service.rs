@@ -20,6 +20,7 @@ use tower_service::Service;
 use crate::authenticate::{Authenticator, Outcome};
 use crate::authorize::TokenPayload;
 use crate::body::JwtAuthBody;
+use crate::metrics;
 use crate::reject::{Protocol, Reason, Rejection, RejectionKind, Responder};
 use crate::revoke::RevocationFuture;
 
@@ -198,6 +199,7 @@ where
             .config
             .authenticator
             .authenticate(request.headers(), request.uri());
+        metrics::outcome(&outcome);
         // The answer's form is only worked out for a request that may be
         // refused: nothing more on the path of a valid token.
         let kind = match outcome {
@@ -330,7 +332,9 @@ impl Retried {
     where
         C: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        match auth.authenticate_after_refetch(request.headers(), request.uri()) {
+        let outcome = auth.authenticate_after_refetch(request.headers(), request.uri());
+        metrics::outcome(&outcome);
+        match outcome {
             Outcome::Anonymous => Retried::Call,
             Outcome::Verified { claims, payload } => {
                 insert(request, claims, payload);
@@ -347,7 +351,9 @@ impl Retried {
             }
             Outcome::Rejected(rejection) => Retried::Reject(rejection),
             Outcome::Refetch(_) => {
-                Retried::Reject(RejectionKind::InvalidToken(Reason::UnknownKey).into())
+                let rejection: Rejection = RejectionKind::InvalidToken(Reason::UnknownKey).into();
+                metrics::checked(Some(&rejection));
+                Retried::Reject(rejection)
             }
         }
     }
@@ -397,9 +403,11 @@ where
                         Ok(true) => Some(RejectionKind::InvalidToken(Reason::Revoked).into()),
                         Err(err) => {
                             tracing::warn!(error = %err, "revocation check failed");
+                            metrics::revocation_error();
                             Some(RejectionKind::Unavailable.into())
                         }
                     };
+                    metrics::checked(rejection.as_ref());
                     match rejection {
                         Some(rejection) => Kind::Rejected {
                             response: Some(responder.respond(rejection, *protocol)),

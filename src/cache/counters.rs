@@ -102,6 +102,13 @@ impl Counters {
             Event::KeyRemoved => &stripe.key_removed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        match event {
+            Event::Hit => crate::metrics::cache_hit(),
+            // An entry past its time or its key answers as a miss.
+            Event::Miss | Event::Expired | Event::KeyRemoved => crate::metrics::cache_miss(),
+            Event::Eviction => crate::metrics::cache_evicted(1),
+            Event::Insert => {}
+        }
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {

@@ -25,6 +25,7 @@ mod error;
 pub mod kek;
 pub mod keys;
 mod maintenance;
+pub mod metrics;
 mod openapi;
 mod passwords;
 mod revocation;
@@ -45,6 +46,7 @@ pub use client_ip::parse_trusted_proxy;
 pub use config::{Config, ThrottleConfig};
 pub use error::ErrorBody;
 pub use ipnet::IpNet;
+pub use metrics::Metrics;
 pub use passwords::{HashLoad, Hasher};
 pub use sessions::{AccessClaims, TokenResponse};
 

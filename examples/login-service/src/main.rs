@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use login_service::{App, BoxError, Config, config};
+use login_service::{App, BoxError, Config, Metrics, config};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -87,6 +87,10 @@ struct ServeArgs {
     /// Do not serve the Swagger UI at /docs (/openapi.json stays).
     #[arg(long, env = "NO_DOCS")]
     no_docs: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics on a second listener
+    /// [default: off]. Unauthenticated: keep it off the public network.
+    #[arg(long, env = "METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,16 +229,45 @@ async fn serve(
     config.docs = !args.no_docs;
     config.key_encryption_key_file = key_encryption_key_file;
 
+    // Installed before the app is built, so nothing it records is lost.
+    let metrics = match args.metrics_listen {
+        Some(address) => Some((Metrics::install()?, address)),
+        None => None,
+    };
     let app = App::build(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let metrics = match metrics {
+        Some((metrics, address)) => Some(serve_metrics(metrics, address, &app).await?),
+        None => None,
+    };
     tracing::info!(
         address = %listener.local_addr()?,
         docs = !args.no_docs,
         "login-service listening"
     );
     app.serve(listener, shutdown_signal()).await?;
+    // Scrapes are answered until the last request is finished.
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves `/metrics` on `address` in the background, until aborted.
+async fn serve_metrics(
+    metrics: Metrics,
+    address: SocketAddr,
+    app: &App,
+) -> Result<tokio::task::JoinHandle<()>, BoxError> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    tracing::info!(address = %listener.local_addr()?, "metrics listening");
+    let serving = metrics.serve(listener, app.hasher().clone(), std::future::pending());
+    Ok(tokio::spawn(async move {
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    }))
 }
 
 /// One line from stdin, without its line ending; nothing else is trimmed

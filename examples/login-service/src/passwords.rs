@@ -81,8 +81,8 @@ pub enum Work {
     Registration,
 }
 
-/// Hashes running on the blocking pool right now, how many ever started,
-/// and the most seen at once.
+/// Hashes waiting for a permit and running on the blocking pool right now,
+/// how many ever started, and the most seen at once.
 #[derive(Debug)]
 struct Gauge {
     counts: tokio::sync::watch::Sender<Counts>,
@@ -91,6 +91,7 @@ struct Gauge {
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Counts {
+    waiting: usize,
     running: usize,
     started: usize,
 }
@@ -107,6 +108,8 @@ impl Default for Gauge {
 /// A snapshot of [`Hasher::load`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashLoad {
+    /// Hashes waiting for a permit now: the hashing queue's depth.
+    pub waiting: usize,
     /// Hashes running now.
     pub running: usize,
     /// Hashes started so far.
@@ -137,6 +140,23 @@ impl Drop for Running {
     }
 }
 
+/// Counts one hash waiting for its permit for as long as it waits; a
+/// request dropped while waiting (the client hung up) leaves the queue.
+struct Waiting(Arc<Gauge>);
+
+impl Waiting {
+    fn start(gauge: &Arc<Gauge>) -> Self {
+        gauge.counts.send_modify(|c| c.waiting += 1);
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.counts.send_modify(|c| c.waiting -= 1);
+    }
+}
+
 impl Hasher {
     pub async fn new() -> Self {
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
@@ -156,11 +176,12 @@ impl Hasher {
         }
     }
 
-    /// How many hashes run now, the most that ever ran at once, and the
-    /// budget.
+    /// How many hashes wait and run now, the most that ever ran at once,
+    /// and the budget.
     pub fn load(&self) -> HashLoad {
         let counts = *self.gauge.counts.borrow();
         HashLoad {
+            waiting: counts.waiting,
             running: counts.running,
             started: counts.started,
             max_running: self.gauge.max_running.load(Ordering::SeqCst),
@@ -198,6 +219,7 @@ impl Hasher {
         // Share first, then a permit: a registration waiting for a permit
         // already counts against the share, so registrations never hold or
         // queue for more than `size - 1` permits.
+        let waiting = Waiting::start(&self.gauge);
         let share = self
             .registrations
             .clone()
@@ -210,6 +232,7 @@ impl Hasher {
             .acquire_owned()
             .await
             .expect("semaphore never closed");
+        drop(waiting);
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let _held = (share, permit);
@@ -225,12 +248,14 @@ impl Hasher {
     pub async fn verify(&self, password: String, stored: Option<String>) -> bool {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.dummy_hash.to_string());
+        let waiting = Waiting::start(&self.gauge);
         let permit = self
             .permits
             .clone()
             .acquire_owned()
             .await
             .expect("semaphore never closed");
+        drop(waiting);
         let this = self.clone();
         let matches = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -337,6 +362,56 @@ mod tests {
             registration.await.unwrap();
         }
         assert!(hasher.load().max_running <= permits, "{:?}", hasher.load());
+    }
+
+    /// The queue depth: hashes waiting for a permit, until they get one or
+    /// their request is dropped.
+    #[tokio::test]
+    async fn load_counts_hashes_waiting_for_a_permit() {
+        use std::sync::Mutex;
+        use std::sync::mpsc;
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        let mut hasher = Hasher::new().await;
+        // Every hash is held until the test releases it.
+        hasher.hook = Some(Arc::new(move |_| {
+            let _ = release_rx.lock().unwrap().recv();
+        }));
+        let permits = hasher.load().permits;
+        let logins: Vec<_> = (0..permits + 2)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.verify("a login".into(), None).await })
+            })
+            .collect();
+        let mut counts = hasher.gauge.counts.subscribe();
+        let held = |c: &Counts| c.running == permits && c.waiting == 2;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), counts.wait_for(held))
+            .await
+            .expect("every permit taken and two logins queued");
+        let load = hasher.load();
+        assert_eq!((load.running, load.waiting), (permits, 2), "{load:?}");
+        // A queued login whose client hangs up leaves the queue. Aborting a
+        // running one would not stop its hash; only queued ones are aborted
+        // here, and which tasks those are is unknown: abort them all and
+        // count what is left queued.
+        for login in &logins {
+            login.abort();
+        }
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            counts.wait_for(|c| c.waiting == 0),
+        )
+        .await
+        .expect("aborted logins leave the queue");
+        assert_eq!(hasher.load().running, permits);
+        for _ in 0..permits {
+            release_tx.send(()).unwrap();
+        }
+        hasher.idle().await;
+        let load = hasher.load();
+        assert_eq!((load.running, load.waiting), (0, 0), "{load:?}");
+        assert_eq!(load.started, permits);
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderValue, Uri};
 use tokio::sync::oneshot;
@@ -14,6 +15,7 @@ use super::fetch::{self, Document, Fetched, Limits};
 use super::schedule::{backoff, jitter, next_refresh, stale_at, too_stale};
 use super::{FetchError, Shared, Status, Target};
 use crate::keys::{KeySet, VerifyingKey};
+use crate::metrics::{self, KeyFetch};
 
 /// A successful fetch.
 enum Update {
@@ -165,12 +167,14 @@ impl State {
         let options = &shared.options;
         let max_age = match result {
             Ok(Update::Keys { set, etag, max_age }) => {
+                metrics::key_fetch(KeyFetch::Ok);
                 report_rotation(&source, &shared.store.load(), set, asked);
                 shared.store.replace(set.clone());
                 self.etag = etag.clone();
                 *max_age
             }
             Ok(Update::NotModified { max_age }) => {
+                metrics::key_fetch(KeyFetch::NotModified);
                 tracing::debug!(%source, "JWK set not modified");
                 *max_age
             }
@@ -181,12 +185,17 @@ impl State {
         }
         self.failures = 0;
         self.last_good = Some(now);
+        metrics::keys_age(Duration::ZERO);
         next_refresh(now, max_age, options)
     }
 
     fn failed(&mut self, shared: &Shared, source: &str, err: &FetchError, now: Instant) -> Instant {
         let options = &shared.options;
         self.failures = self.failures.saturating_add(1);
+        metrics::key_fetch(KeyFetch::Failed);
+        if let Some(last_good) = self.last_good {
+            metrics::keys_age(now.saturating_duration_since(last_good));
+        }
         let keys = shared.store.guard().len();
         if self.failures == 1 {
             tracing::warn!(%source, error = %err, keys, "key fetch failed; keeping the keys held");

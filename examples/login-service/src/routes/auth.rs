@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::responses::{BearerRejection, JsonBodyRejections};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, Json};
+use crate::metrics::{self, LoginFailure};
 use crate::passwords;
 use crate::sessions::{AccessClaims, TokenResponse};
 use crate::throttle;
@@ -90,6 +91,7 @@ pub async fn register(
         .map_err(ApiError::unprocessable)?;
     let client = state.client_key(peer.ip(), &headers);
     if let Some(wait) = state.throttle.reserve_registration(&client).await? {
+        metrics::registration_throttled();
         return Err(ApiError::too_many_registrations(wait));
     }
     match users::create(
@@ -104,6 +106,7 @@ pub async fn register(
     {
         Ok(account) => {
             tracing::info!(user = %account.id, "account registered");
+            metrics::registered();
             Ok((StatusCode::CREATED, Json(account)))
         }
         Err(CreateError::Invalid(why)) => Err(ApiError::unprocessable(why)),
@@ -155,6 +158,7 @@ pub async fn login(
     // Decided and counted before the slow hash: parallel guesses cannot
     // all pass a check none of them has recorded yet.
     if let Some(wait) = state.throttle.reserve_login(&counters).await? {
+        metrics::login_failed(LoginFailure::Throttled);
         return Err(ApiError::too_many_attempts(wait));
     }
     let found = if key.contains('\0') {
@@ -178,6 +182,7 @@ pub async fn login(
             state.throttle.succeeded(&counters).await?;
             let tokens = state.sessions.start(&subject).await?;
             tracing::info!(user = %subject.id, "login succeeded");
+            metrics::login_succeeded();
             let mut response = no_store(tokens);
             response
                 .headers_mut()
@@ -188,6 +193,7 @@ pub async fn login(
             // Counted by the reservation already.
             state.throttle.failed(&counters).await?;
             tracing::info!(client = %client, "login failed");
+            metrics::login_failed(LoginFailure::BadCredentials);
             Err(ApiError::invalid_credentials())
         }
     }
