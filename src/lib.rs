@@ -60,6 +60,8 @@
 //! - `aws_lc_rs`: jsonwebtoken's AWS-LC backend; wins when both are on.
 //! - `axum`: `axum::Claims` extractors; [`Rejection`] as a response.
 //! - `issue`: `issue::SigningKey` and JWKS export, for token issuers.
+//! - `redis`: `revoke::redis`, revocations shared by every process through
+//!   Redis, answered from a local mirror.
 //!
 //! # Modules, along one request
 //!
@@ -105,7 +107,7 @@ pub mod keys;
 // The one-pass decoder, registered claims, the claim rules.
 mod claims;
 
-// The revocation trait.
+// The revocation trait, the in-memory store, the Redis mirror.
 pub mod revoke;
 
 // Rejections and their HTTP / gRPC answers.
