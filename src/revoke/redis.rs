@@ -586,8 +586,28 @@ impl RedisPublisher {
             .arg("-inf")
             .arg(format!("({expired}"))
             .ignore();
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await
+        self.retried(|mut conn| {
+            let pipe = pipe.clone();
+            async move { pipe.query_async::<()>(&mut conn).await }
+        })
+        .await
+    }
+
+    /// Runs `op` once more if the connection had dropped: the manager only
+    /// reconnects after a failure, e.g. the first command after a Redis
+    /// restart. Publishing twice is harmless: applying is idempotent.
+    async fn retried<T, F, Fut>(&self, op: F) -> Result<T, RedisError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        match op(self.conn.clone()).await {
+            Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                tracing::debug!(error = %e, "Redis connection dropped; retrying once");
+                op(self.conn.clone()).await
+            }
+            result => result,
+        }
     }
 
     /// Whether Redis holds any published revocation: `false` after a
@@ -597,10 +617,12 @@ impl RedisPublisher {
     /// # Errors
     /// When Redis cannot be reached.
     pub async fn has_state(&self) -> Result<bool, RedisError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("EXISTS")
-            .arg(&self.keys.state)
-            .query_async::<bool>(&mut conn)
-            .await
+        self.retried(|mut conn| async move {
+            redis::cmd("EXISTS")
+                .arg(&self.keys.state)
+                .query_async::<bool>(&mut conn)
+                .await
+        })
+        .await
     }
 }
