@@ -87,6 +87,14 @@ struct ServeArgs {
     /// Do not serve the Swagger UI at /docs (/openapi.json stays).
     #[arg(long, env = "NO_DOCS")]
     no_docs: bool,
+    /// `redis://…`: publish revocations there and mirror them from there,
+    /// so every instance and resource server refuses them; without it each
+    /// instance polls the database.
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+    /// The Redis keys' prefix; resource servers must use the same.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = tower_jwt_auth::revoke::redis::DEFAULT_KEY_PREFIX)]
+    redis_key_prefix: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +232,8 @@ async fn serve(
     config.registration = !args.no_register;
     config.docs = !args.no_docs;
     config.key_encryption_key_file = key_encryption_key_file;
+    config.redis_url = args.redis_url.filter(|url| !url.is_empty());
+    config.redis_key_prefix = args.redis_key_prefix;
 
     let app = App::build(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

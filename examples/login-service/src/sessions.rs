@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::keys::Keys;
+use crate::revocation::Revocations;
 use crate::store::{Rotation, Store, now, secs};
 
 /// The claims of an access token (RFC 9068), as issued and as `/auth/me`
@@ -70,6 +71,7 @@ pub fn scope_for(role: &str) -> &'static str {
 pub struct Sessions {
     store: Store,
     keys: Keys,
+    revocations: std::sync::Arc<Revocations>,
     issuer: String,
     audience: String,
     access_ttl: Duration,
@@ -92,6 +94,7 @@ impl Sessions {
     pub fn new(
         store: Store,
         keys: Keys,
+        revocations: std::sync::Arc<Revocations>,
         issuer: String,
         audience: String,
         access_ttl: Duration,
@@ -101,6 +104,7 @@ impl Sessions {
         Self {
             store,
             keys,
+            revocations,
             issuer,
             audience,
             access_ttl,
@@ -162,6 +166,8 @@ impl Sessions {
             Rotation::Rotated { family, subject } => self.pair(&subject, &family, next),
             Rotation::Reused { family } => {
                 tracing::warn!(%family, "refresh token reused; family revoked");
+                let revoked = self.revocations.family(&family, now);
+                self.revocations.publish(vec![revoked]).await;
                 Err(invalid_grant())
             }
             Rotation::Refused => Err(invalid_grant()),
@@ -171,8 +177,24 @@ impl Sessions {
     /// Ends the session the access token belongs to and denies the token
     /// itself until it expires.
     pub async fn logout(&self, claims: &AccessClaims) -> Result<(), ApiError> {
+        let now = now();
         self.store
-            .log_out(&claims.jti, claims.exp, &claims.sid, &claims.sub, now())
+            .log_out(&claims.jti, claims.exp, &claims.sid, &claims.sub, now)
+            .await?;
+        let revoked = self
+            .revocations
+            .logout(&claims.jti, claims.exp, &claims.sid, now);
+        self.revocations.publish(revoked).await;
+        Ok(())
+    }
+
+    /// Ends every session of the token's user and refuses every access
+    /// token issued to them up to now (this whole second: `iat` has
+    /// one-second resolution, so a login in the same second is refused too).
+    pub async fn logout_everywhere(&self, claims: &AccessClaims) -> Result<(), ApiError> {
+        let now = now();
+        self.revocations
+            .log_out_everywhere(&claims.sub, now)
             .await?;
         Ok(())
     }

@@ -159,10 +159,28 @@ async fn instances_on_one_database_share_keys_and_revocations(backend: Backend) 
         .call_bearer(Method::POST, "/auth/logout", &access, None)
         .await;
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    // The instance that logged out refuses at once; the other one within
+    // its mirror's bound: its next poll of the database, or (silent for
+    // the staleness bound) 503, never the token.
     assert_eq!(
-        b.get_bearer("/auth/me", &access).await.status(),
+        a.get_bearer("/auth/me", &access).await.status(),
         StatusCode::UNAUTHORIZED
     );
+    let logged_out = std::time::Instant::now();
+    let bound = Duration::from_secs(login_service::config::DEFAULT_REVOCATION_MAX_STALENESS_SECS);
+    loop {
+        let sent = std::time::Instant::now();
+        match b.get_bearer("/auth/me", &access).await.status() {
+            StatusCode::UNAUTHORIZED => break,
+            StatusCode::OK => assert!(sent < logged_out + bound, "accepted after the bound"),
+            other => panic!("{other}"),
+        }
+        assert!(
+            logged_out.elapsed() < Duration::from_secs(30),
+            "never refused"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     a.stop().await;
     b.stop().await;
