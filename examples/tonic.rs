@@ -15,6 +15,8 @@
 //! public key, PEM or DER) replaces `JWT_SECRET` for tokens signed with a private
 //! key. `LISTEN` changes the address; `RUST_LOG=info` shows who called,
 //! `RUST_LOG=tower_jwt_auth=debug` why a token was refused.
+//! `REDIS_URL` (built with `--features redis`) also refuses tokens revoked
+//! through Redis, such as the login service's logouts.
 
 use std::env::{self, VarError};
 use std::process::ExitCode;
@@ -85,7 +87,18 @@ fn auth_layer() -> Result<JwtAuthLayer<Claims>, Error> {
     };
     let issuer = var("JWT_ISSUER")?.ok_or("JWT_ISSUER is not set")?;
     let audience = var("JWT_AUDIENCE")?.ok_or("JWT_AUDIENCE is not set")?;
-    Ok(builder.issuer(issuer).audience(audience).build()?)
+    let builder = builder.issuer(issuer).audience(audience);
+    // Tokens revoked anywhere (the login service publishes its logouts),
+    // answered from a local mirror of Redis.
+    let builder = match var("REDIS_URL")? {
+        #[cfg(feature = "redis")]
+        Some(url) => builder
+            .revocation(tower_jwt_auth::revoke::redis::RedisRevocations::builder(url).start()?),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => return Err("REDIS_URL needs the `redis` feature".into()),
+        None => builder,
+    };
+    Ok(builder.build()?)
 }
 
 /// An environment variable; unset and empty are the same.
