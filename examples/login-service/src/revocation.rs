@@ -170,10 +170,10 @@ impl Revocations {
             .store
             .live_revocations(now, now.saturating_sub(self.access_ttl))
             .await?;
-        Ok(self.from_rows(rows))
+        Ok(self.revocations_of(rows))
     }
 
-    fn from_rows(&self, rows: RevokedRows) -> Vec<Revocation> {
+    fn revocations_of(&self, rows: RevokedRows) -> Vec<Revocation> {
         let tokens = rows
             .tokens
             .into_iter()
@@ -214,7 +214,7 @@ impl Revocations {
                         let since = polled_from.saturating_sub(POLL_OVERLAP_SECS);
                         match revocations.store.revocations_changed_since(since).await {
                             Ok(rows) => {
-                                mirror.extend(revocations.from_rows(rows));
+                                mirror.extend(revocations.revocations_of(rows));
                                 mirror.confirm_current(as_of);
                                 polled_from = started;
                             }

@@ -91,25 +91,23 @@ fn invalid_grant() -> ApiError {
 }
 
 impl Sessions {
+    /// The policy `config` describes, over `store`, signing with `keys`
+    /// and revoking through `revocations`.
     pub fn new(
         store: Store,
         keys: Keys,
         revocations: std::sync::Arc<Revocations>,
-        issuer: String,
-        audience: String,
-        access_ttl: Duration,
-        refresh_ttl: Duration,
-        max_lifetime: Duration,
+        config: &crate::Config,
     ) -> Self {
         Self {
             store,
             keys,
             revocations,
-            issuer,
-            audience,
-            access_ttl,
-            refresh_ttl,
-            max_lifetime,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            access_ttl: config.access_token_ttl,
+            refresh_ttl: config.refresh_token_ttl,
+            max_lifetime: config.session_max_lifetime,
         }
     }
 
