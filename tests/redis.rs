@@ -224,6 +224,30 @@ async fn a_revocation_published_once_reaches_every_mirror_within_the_bound() {
         }
     }
 
+    // Whatever else lands in the keys (another writer's bug) is skipped,
+    // not fatal: what follows still arrives.
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    for (field, value) in [("r", "not json"), ("r", r#"{"kind":"all"}"#), ("x", "y")] {
+        let _: String = redis::cmd("XADD")
+            .arg(format!("{prefix}:events"))
+            .arg("*")
+            .arg(field)
+            .arg(value)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    let _: i64 = redis::cmd("ZADD")
+        .arg(format!("{prefix}:state"))
+        .arg(now() + 600)
+        .arg("{broken")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let late = mirror(&url, &prefix, StalePolicy::FailClosed);
+    assert!(late.wait_current(PATIENCE).await, "{late:?}");
+
     for (revocation, token, case) in [
         (
             Revocation::token(ISSUER, "t-1", now() + 600),
@@ -248,7 +272,21 @@ async fn a_revocation_published_once_reaches_every_mirror_within_the_bound() {
             refused_within_the_bound(server, token, published, case).await;
         }
     }
-    // Other tokens are untouched.
+    // Other tokens are untouched; a mirror that loaded the malformed
+    // snapshot holds the same.
+    for (jti, sub, sid) in [("t-1", "x", "x"), ("x", "x", "s-2"), ("x", "bob", "x")] {
+        let mut claims = tower_jwt_auth::RegisteredClaims::default();
+        claims.iss = Some(ISSUER.into());
+        claims.jti = Some(jti.into());
+        claims.sub = Some(sub.into());
+        claims.sid = Some(sid.into());
+        claims.iat = Some(now() - 10);
+        let deadline = Instant::now() + PATIENCE;
+        while !late.mirror().contains(&claims) {
+            assert!(Instant::now() < deadline, "{jti} {sub} {sid}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
     for server in &servers {
         assert_eq!(
             status(server, &token("t-4", "ada", "s-4")).await,
