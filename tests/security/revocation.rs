@@ -200,7 +200,7 @@ async fn revoked_beats_forbidden() {
     );
 }
 
-/// Checklist §6.1 and §6.2 on the synchronous path: a store answering from
+/// Checklist §6.1 to §6.3 on the synchronous path: a store answering from
 /// memory (`is_revoked_now`) gets the same answers as one the layer awaits,
 /// and a mirror that cannot vouch for a token fails closed.
 #[tokio::test]
