@@ -228,7 +228,13 @@ async fn a_revocation_published_once_reaches_every_mirror_within_the_bound() {
     // not fatal: what follows still arrives.
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-    for (field, value) in [("r", "not json"), ("r", r#"{"kind":"all"}"#), ("x", "y")] {
+    let not_utf8: &[u8] = &[0xff, 0xfe, b'{'];
+    for (field, value) in [
+        ("r", &b"not json"[..]),
+        ("r", br#"{"kind":"all"}"#),
+        ("x", b"y"),
+        ("r", not_utf8),
+    ] {
         let _: String = redis::cmd("XADD")
             .arg(format!("{prefix}:events"))
             .arg("*")
@@ -238,13 +244,15 @@ async fn a_revocation_published_once_reaches_every_mirror_within_the_bound() {
             .await
             .unwrap();
     }
-    let _: i64 = redis::cmd("ZADD")
-        .arg(format!("{prefix}:state"))
-        .arg(now() + 600)
-        .arg("{broken")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    for member in [&b"{broken"[..], not_utf8] {
+        let _: i64 = redis::cmd("ZADD")
+            .arg(format!("{prefix}:state"))
+            .arg(now() + 600)
+            .arg(member)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
     let late = mirror(&url, &prefix, StalePolicy::FailClosed);
     assert!(late.wait_current(PATIENCE).await, "{late:?}");
 

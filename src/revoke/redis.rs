@@ -89,7 +89,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::streams::StreamReadReply;
+use redis::streams::{StreamRangeReply, StreamReadReply};
 use redis::{AsyncConnectionConfig, Client, RedisError};
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
@@ -284,7 +284,8 @@ impl RedisRevocations {
     }
 
     /// The local mirror: its size, whether it is current, when it last
-    /// heard from Redis.
+    /// heard from Redis. A clone of it stays current only while a clone of
+    /// this store lives: the task ends with the last one.
     pub fn mirror(&self) -> &MemoryRevocations {
         &self.mirror
     }
@@ -401,7 +402,7 @@ impl Reader {
         let as_of = self.clock.instant();
         // The id first: whatever is published after it is read from the
         // stream, whatever before is in the set.
-        let latest: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        let latest: StreamRangeReply = redis::cmd("XREVRANGE")
             .arg(&self.keys.events)
             .arg("+")
             .arg("-")
@@ -410,13 +411,16 @@ impl Reader {
             .query_async(conn)
             .await?;
         let last_id = latest
+            .ids
             .into_iter()
             .next()
-            .map_or_else(|| "0-0".to_owned(), |(id, _)| id);
+            .map_or_else(|| "0-0".to_owned(), |event| event.id);
         let mut cursor = 0u64;
         let mut loaded = 0usize;
         loop {
-            let (next, page): (u64, Vec<String>) = redis::cmd("ZSCAN")
+            // Bytes, not strings: one member that is not UTF-8 must not
+            // fail every resynchronisation.
+            let (next, page): (u64, Vec<Vec<u8>>) = redis::cmd("ZSCAN")
                 .arg(&self.keys.state)
                 .arg(cursor)
                 .arg("COUNT")
@@ -424,8 +428,11 @@ impl Reader {
                 .query_async(conn)
                 .await?;
             // Members and scores alternate.
-            let revocations: Vec<Revocation> =
-                page.iter().step_by(2).filter_map(|m| parse(m)).collect();
+            let revocations: Vec<Revocation> = page
+                .iter()
+                .step_by(2)
+                .filter_map(|member| parse(&String::from_utf8_lossy(member)))
+                .collect();
             loaded += revocations.len();
             self.mirror.extend(revocations);
             if next == 0 {
@@ -471,7 +478,7 @@ impl Reader {
         let revocations = events.iter().filter_map(|event| {
             let json = event.get::<String>("r");
             if json.is_none() {
-                tracing::warn!(id = %event.id, "revocation event without `r` field skipped");
+                tracing::warn!(id = %event.id, "revocation event without a UTF-8 `r` field skipped");
             }
             parse(&json?)
         });

@@ -163,12 +163,16 @@ impl Revocations {
         Ok(())
     }
 
-    /// Every revocation in SQL that can still refuse a token.
+    /// Every revocation in SQL that can still refuse a token: verifiers
+    /// accept a token until its `exp` plus their leeway.
     async fn live(&self) -> Result<Vec<Revocation>, sqlx::Error> {
-        let now = now();
+        let accepted_since = now().saturating_sub(secs(tower_jwt_auth::DEFAULT_LEEWAY));
         let rows = self
             .store
-            .live_revocations(now, now.saturating_sub(self.access_ttl))
+            .live_revocations(
+                accepted_since,
+                accepted_since.saturating_sub(self.access_ttl),
+            )
             .await?;
         Ok(self.revocations_of(rows))
     }

@@ -94,9 +94,9 @@ impl Store {
     }
 
     /// Every revocation that can still refuse a token: denied tokens and
-    /// subjects not expired before `now`, families revoked at or after
-    /// `families_since` (their last access tokens expire an access-token
-    /// lifetime after the revocation).
+    /// subjects not expired before `now` (give it the verifiers' leeway),
+    /// families revoked at or after `families_since` (their last access
+    /// tokens expire an access-token lifetime after the revocation).
     pub async fn live_revocations(
         &self,
         now: i64,
