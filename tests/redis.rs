@@ -301,6 +301,12 @@ async fn a_revocation_published_once_reaches_every_mirror_within_the_bound() {
             StatusCode::OK
         );
     }
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{prefix}:events"))
+        .arg(format!("{prefix}:state"))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

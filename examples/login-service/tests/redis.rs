@@ -247,6 +247,15 @@ async fn a_logout_reaches_two_resource_servers_in_other_processes() {
     }
 
     drop(servers);
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{prefix}:events"))
+        .arg(format!("{prefix}:state"))
+        .query(&mut conn)
+        .unwrap();
     svc.stop().await;
     db.remove().await;
 }
