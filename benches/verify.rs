@@ -23,6 +23,11 @@
 //! (the token's second), whose unverified `iss` is read to pick the keys:
 //! that read is the whole difference.
 //!
+//! `revoke/none`, `revoke/memory` and `revoke/boxed`: an HS256 request
+//! through the layer without a revocation check, with an in-memory store
+//! holding 10 000 revocations (answered synchronously, no future), and with
+//! the same store behind a future the layer must box and poll.
+//!
 //! Requests are built outside the timed routine. Run with
 //! `cargo bench --bench verify`; BENCHMARKS.md explains the ratios.
 
@@ -39,7 +44,8 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde::Deserialize;
 use tower::{Service, ServiceBuilder, service_fn};
 use tower_jwt_auth::issue::SigningKey;
-use tower_jwt_auth::{Algorithm, JwtAuthLayer, VerifyingKey};
+use tower_jwt_auth::revoke::{MemoryRevocations, Revocation, RevocationCheck, RevocationFuture};
+use tower_jwt_auth::{Algorithm, JwtAuthLayer, RegisteredClaims, VerifyingKey};
 
 const ISSUER: &str = "https://auth.example.com";
 const AUDIENCE: &str = "movies-api";
@@ -329,5 +335,57 @@ async fn serve_jwks(jwks: String) -> String {
 #[cfg(not(feature = "remote-jwks"))]
 fn source(_: &mut Criterion) {}
 
-criterion_group!(benches, bench, scaling, issuers, source);
+/// The same store, answering only through a boxed future.
+struct Boxed(MemoryRevocations);
+
+impl RevocationCheck for Boxed {
+    fn is_revoked(&self, claims: &RegisteredClaims) -> RevocationFuture {
+        self.0.is_revoked(claims)
+    }
+}
+
+fn revocation(c: &mut Criterion) {
+    let key = SigningKey::hmac(Algorithm::HS256, "k", SECRET).unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let token = key
+        .sign(&serde_json::json!({
+            "iss": ISSUER, "aud": AUDIENCE, "sub": "user-1", "sid": "session-1",
+            "jti": "live", "iat": now, "exp": now + 3600,
+        }))
+        .unwrap();
+    let store = MemoryRevocations::new();
+    store.extend((0..10_000).map(|i| Revocation::token(ISSUER, format!("jti-{i}"), now + 3600)));
+    let builder = || {
+        JwtAuthLayer::<Subject>::builder()
+            .hs256(SECRET)
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+    };
+    for (name, layer) in [
+        ("none", builder().build().unwrap()),
+        (
+            "memory",
+            builder().revocation(store.clone()).build().unwrap(),
+        ),
+        (
+            "boxed",
+            builder().revocation(Boxed(store.clone())).build().unwrap(),
+        ),
+    ] {
+        let mut protected = ServiceBuilder::new().layer(layer).service(service_fn(echo));
+        assert_eq!(run(protected.call(request(&token))).unwrap().status(), 200);
+        c.bench_function(&format!("revoke/{name}"), |b| {
+            b.iter_batched(
+                || request(&token),
+                |req| run(protected.call(req)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+}
+
+criterion_group!(benches, bench, scaling, issuers, source, revocation);
 criterion_main!(benches);

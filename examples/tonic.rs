@@ -31,6 +31,8 @@
 //! `tonic-health` crate (`proto/health.proto`). `RUST_LOG=info` shows who
 //! called, `RUST_LOG=tower_jwt_auth=debug` fetches and why a token was
 //! refused.
+//! `REDIS_URL` (built with `--features redis`) also refuses tokens revoked
+//! through Redis, such as the login service's logouts.
 
 use std::env::{self, VarError};
 use std::process::ExitCode;
@@ -137,7 +139,18 @@ fn auth_layer() -> Result<JwtAuthLayer<Claims>, Error> {
         (None, None) => return Err("JWT_ISSUER is not set".into()),
     };
     let audience = var("JWT_AUDIENCE")?.ok_or("JWT_AUDIENCE is not set")?;
-    Ok(builder.audience(audience).build()?)
+    let builder = builder.audience(audience);
+    // Tokens revoked anywhere (the login service publishes its logouts),
+    // answered from a local mirror of Redis.
+    let builder = match var("REDIS_URL")? {
+        #[cfg(feature = "redis")]
+        Some(url) => builder
+            .revocation(tower_jwt_auth::revoke::redis::RedisRevocations::builder(url).start()?),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => return Err("REDIS_URL needs the `redis` feature".into()),
+        None => builder,
+    };
+    Ok(builder.build()?)
 }
 
 /// Waits a little for keys fetched from the network, so that the first

@@ -1,8 +1,8 @@
 //! The per-request pipeline, in the order a request meets it: find the
 //! token → header → key → signature → claims → rules → authorization →
 //! revocation. It ends in claims for the inner service or a [`Rejection`];
-//! only a revocation check, when one is configured, leaves work (a future)
-//! for the response future to finish.
+//! only a revocation check that cannot answer synchronously leaves work (a
+//! future) for the response future to finish.
 
 use std::sync::Arc;
 
@@ -105,11 +105,27 @@ impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
                 payload,
                 registered: Some(registered),
                 denial,
-            }) => Outcome::Revocable {
-                claims,
-                payload,
-                check: self.revocation_check(&registered),
-                denial,
+            }) => match self.revocation().is_revoked_now(&registered) {
+                // A store that answers from memory is settled here: no
+                // future to box, the same precedence as the response future.
+                Some(Ok(false)) => match denial {
+                    Some(denial) => Outcome::Rejected(denial),
+                    None => Outcome::Verified { claims, payload },
+                },
+                Some(Ok(true)) => {
+                    Outcome::Rejected(RejectionKind::InvalidToken(Reason::Revoked).into())
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "revocation check failed");
+                    crate::metrics::revocation_error();
+                    Outcome::Rejected(RejectionKind::Unavailable.into())
+                }
+                None => Outcome::Revocable {
+                    claims,
+                    payload,
+                    check: self.revocation().is_revoked(&registered),
+                    denial,
+                },
             },
             Ok(Checked {
                 denial: Some(denial),
@@ -267,11 +283,10 @@ impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
         })
     }
 
-    fn revocation_check(&self, registered: &RegisteredClaims) -> RevocationFuture {
+    fn revocation(&self) -> &dyn RevocationCheck {
         self.revocation
-            .as_ref()
+            .as_deref()
             .expect("registered claims are only kept for a revocation check")
-            .is_revoked(registered)
     }
 }
 

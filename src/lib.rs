@@ -67,6 +67,8 @@
 //!   the system's root certificates instead of the webpki ones.
 //! - `cache`: [`cache::TokenCache`], a bounded verified-token cache.
 //! - `metrics`: counters and gauges on the `metrics` facade; see the `metrics` module.
+//! - `redis`: `revoke::redis`, revocations shared by every process through
+//!   Redis, answered from a local mirror.
 //!
 //! # Modules, along one request
 //!
@@ -119,7 +121,7 @@ mod claims;
 // Per-route requirements on claims (scopes, roles, predicates) → 403.
 pub mod authorize;
 
-// The revocation trait.
+// The revocation trait, the in-memory store, the Redis mirror.
 pub mod revoke;
 
 // The verified-token cache.

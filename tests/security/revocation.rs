@@ -199,3 +199,91 @@ async fn revoked_beats_forbidden() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// Checklist §6.1 to §6.3 on the synchronous path: a store answering from
+/// memory (`is_revoked_now`) gets the same answers as one the layer awaits,
+/// and a mirror that cannot vouch for a token fails closed.
+#[tokio::test]
+async fn an_in_memory_store_answers_the_same_without_a_future() {
+    use tower_jwt_auth::revoke::{MemoryRevocations, Revocation, StalePolicy};
+
+    let store = MemoryRevocations::new();
+    let scoped = builder::<User>()
+        .hs256(SECRET)
+        .require_scope("movies:write")
+        .revocation(store.clone())
+        .build()
+        .unwrap();
+    let iat = now();
+    let token = |jti: &str, sub: &str, sid: &str, scope: &str| {
+        hs(&claims_with(&[
+            ("jti", json!(jti)),
+            ("sub", json!(sub)),
+            ("sid", json!(sid)),
+            ("iat", json!(iat)),
+            ("scope", json!(scope)),
+        ]))
+    };
+    store.extend([
+        Revocation::token(ISSUER, "revoked", now() + 3600),
+        Revocation::session(ISSUER, "family-1", now() + 3600),
+        Revocation::subject(ISSUER, "everywhere", iat + 1, now() + 3600),
+    ]);
+    for (jti, sub, sid, case) in [
+        ("revoked", "user-1", "s", "revoked jti"),
+        ("j", "user-1", "family-1", "revoked session"),
+        ("j", "everywhere", "s", "subject logged out everywhere"),
+    ] {
+        assert_invalid_token(
+            &send(&scoped, bearer(token(jti, sub, sid, "movies:write"))).await,
+            case,
+        );
+        // Revoked beats forbidden here too.
+        assert_invalid_token(
+            &send(&scoped, bearer(token(jti, sub, sid, "movies:read"))).await,
+            case,
+        );
+        assert_grpc(
+            &send(&scoped, grpc(bearer(token(jti, sub, sid, "movies:read")))).await,
+            "16",
+            case,
+        );
+    }
+    assert_accepted(
+        &send(
+            &scoped,
+            bearer(token("live", "user-1", "s", "movies:write")),
+        )
+        .await,
+        "live",
+    );
+    let reply = send(&scoped, bearer(token("live", "user-1", "s", "movies:read"))).await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN, "{reply:?}");
+
+    // A mirror its source never confirmed: 503 (gRPC 14) for live tokens,
+    // still 401 for what it holds; current once confirmed.
+    let mirror = MemoryRevocations::builder()
+        .mirror(Duration::from_secs(5), StalePolicy::FailClosed)
+        .build();
+    mirror.revoke(Revocation::token(ISSUER, "revoked", now() + 3600));
+    let layer = builder::<User>()
+        .hs256(SECRET)
+        .revocation(mirror.clone())
+        .build()
+        .unwrap();
+    let live = token("live", "user-1", "s", "");
+    let reply = send(&layer, bearer(&live)).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{reply:?}");
+    assert!(reply.header(RETRY_AFTER.as_str()).is_some(), "{reply:?}");
+    assert_grpc(
+        &send(&layer, grpc(bearer(&live))).await,
+        "14",
+        "stale mirror",
+    );
+    assert_invalid_token(
+        &send(&layer, bearer(token("revoked", "user-1", "s", ""))).await,
+        "revoked, stale mirror",
+    );
+    mirror.confirm_current(std::time::Instant::now());
+    assert_accepted(&send(&layer, bearer(&live)).await, "live, current mirror");
+}

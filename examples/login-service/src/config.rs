@@ -41,6 +41,14 @@ pub const DEFAULT_THROTTLE_WINDOW_SECS: u64 = 15 * 60;
 pub const DEFAULT_DEVICE_COOKIE_TTL_SECS: u64 = 180 * 24 * 3600;
 /// Database connections per instance (SQLite uses at most 4).
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// How often each instance polls the database for revocations when there
+/// is no Redis.
+pub const DEFAULT_REVOCATION_POLL_MILLIS: u64 = 1000;
+/// How long an instance's revocation mirror stays current without hearing
+/// from its feed (Redis or the database); then its protected routes answer
+/// 503 until it hears again.
+pub const DEFAULT_REVOCATION_MAX_STALENESS_SECS: u64 = 5;
+
 /// `keys rotate --activate-after-secs`: more than the key reload interval
 /// and the JWKS `max-age` (60 s) this service advertises.
 pub const DEFAULT_ACTIVATE_AFTER_SECS: i64 = 120;
@@ -77,6 +85,16 @@ pub struct Config {
     /// under. Required on PostgreSQL; on SQLite it defaults to the database
     /// file's path plus `.kek`, created on first start.
     pub key_encryption_key_file: Option<PathBuf>,
+    /// `redis://…`: publish revocations there and mirror them from there;
+    /// without it, each instance polls the database.
+    pub redis_url: Option<String>,
+    /// The Redis keys' prefix; every resource server's must match.
+    pub redis_key_prefix: String,
+    /// How often the database is polled for revocations (no Redis).
+    pub revocation_poll_interval: Duration,
+    /// How long the revocation mirror stays current without hearing from
+    /// its feed; then protected routes answer 503.
+    pub revocation_max_staleness: Duration,
 }
 
 impl Config {
@@ -96,6 +114,10 @@ impl Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             trusted_proxies: Vec::new(),
             key_encryption_key_file: None,
+            redis_url: None,
+            redis_key_prefix: tower_jwt_auth::revoke::redis::DEFAULT_KEY_PREFIX.to_owned(),
+            revocation_poll_interval: Duration::from_millis(DEFAULT_REVOCATION_POLL_MILLIS),
+            revocation_max_staleness: Duration::from_secs(DEFAULT_REVOCATION_MAX_STALENESS_SECS),
         }
     }
 

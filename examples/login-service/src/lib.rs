@@ -69,6 +69,8 @@ pub(crate) struct Inner {
     hasher: Hasher,
     throttle: throttle::Throttle,
     sessions: sessions::Sessions,
+    /// The mirror every protected route reads, and where revocations go.
+    revocations: Arc<revocation::Revocations>,
     issuer: Arc<str>,
     /// Peers whose `Forwarded`/`X-Forwarded-For` name the client.
     trusted_proxies: Arc<[IpNet]>,
@@ -123,8 +125,10 @@ impl std::fmt::Debug for App {
 
 impl App {
     /// Connects and migrates the database, loads (or creates) signing keys,
-    /// assembles the routes and starts the background task that reloads
-    /// keys and prunes tables (`maintenance.rs`).
+    /// loads the revocation mirror (from Redis when configured, else from
+    /// the database), assembles the routes and starts the background tasks
+    /// that feed the mirror (`revocation.rs`), reload keys and prune tables
+    /// (`maintenance.rs`).
     ///
     /// # Errors
     /// When the database is unreachable, a migration fails or the stored
@@ -148,18 +152,18 @@ impl App {
             config.throttle.device_cookie_ttl,
         )
         .await?;
+        let revocations = Arc::new(revocation::Revocations::start(&config, store.clone()).await?);
+        revocation::Revocations::spawn_feed(Arc::downgrade(&revocations));
         let state = AppState(Arc::new(Inner {
             hasher: Hasher::new().await,
             throttle: throttle::Throttle::new(store.clone(), config.throttle.clone()),
             sessions: sessions::Sessions::new(
                 store.clone(),
                 keys.clone(),
-                config.issuer.clone(),
-                config.audience.clone(),
-                config.access_token_ttl,
-                config.refresh_token_ttl,
-                config.session_max_lifetime,
+                revocations.clone(),
+                &config,
             ),
+            revocations,
             issuer: config.issuer.as_str().into(),
             trusted_proxies: config.trusted_proxies.as_slice().into(),
             devices,

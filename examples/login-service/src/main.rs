@@ -91,6 +91,14 @@ struct ServeArgs {
     /// [default: off]. Unauthenticated: keep it off the public network.
     #[arg(long, env = "METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// `redis://…`: publish revocations there and mirror them from there,
+    /// so every instance and resource server refuses them; without it each
+    /// instance polls the database.
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+    /// The Redis keys' prefix; resource servers must use the same.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = tower_jwt_auth::revoke::redis::DEFAULT_KEY_PREFIX)]
+    redis_key_prefix: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -228,6 +236,8 @@ async fn serve(
     config.registration = !args.no_register;
     config.docs = !args.no_docs;
     config.key_encryption_key_file = key_encryption_key_file;
+    config.redis_url = args.redis_url.filter(|url| !url.is_empty());
+    config.redis_key_prefix = args.redis_key_prefix;
 
     // Installed before the app is built, so nothing it records is lost.
     let metrics = match args.metrics_listen {

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::keys::Keys;
+use crate::revocation::Revocations;
 use crate::store::{Rotation, Store, now, secs};
 
 /// The claims of an access token (RFC 9068), as issued and as `/auth/me`
@@ -70,6 +71,7 @@ pub fn scope_for(role: &str) -> &'static str {
 pub struct Sessions {
     store: Store,
     keys: Keys,
+    revocations: std::sync::Arc<Revocations>,
     issuer: String,
     audience: String,
     access_ttl: Duration,
@@ -89,23 +91,23 @@ fn invalid_grant() -> ApiError {
 }
 
 impl Sessions {
+    /// The policy `config` describes, over `store`, signing with `keys`
+    /// and revoking through `revocations`.
     pub fn new(
         store: Store,
         keys: Keys,
-        issuer: String,
-        audience: String,
-        access_ttl: Duration,
-        refresh_ttl: Duration,
-        max_lifetime: Duration,
+        revocations: std::sync::Arc<Revocations>,
+        config: &crate::Config,
     ) -> Self {
         Self {
             store,
             keys,
-            issuer,
-            audience,
-            access_ttl,
-            refresh_ttl,
-            max_lifetime,
+            revocations,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            access_ttl: config.access_token_ttl,
+            refresh_ttl: config.refresh_token_ttl,
+            max_lifetime: config.session_max_lifetime,
         }
     }
 
@@ -162,6 +164,8 @@ impl Sessions {
             Rotation::Rotated { family, subject } => self.pair(&subject, &family, next),
             Rotation::Reused { family } => {
                 tracing::warn!(%family, "refresh token reused; family revoked");
+                let revoked = self.revocations.family(&family, now);
+                self.revocations.publish(vec![revoked]).await;
                 Err(invalid_grant())
             }
             Rotation::Refused => Err(invalid_grant()),
@@ -171,8 +175,24 @@ impl Sessions {
     /// Ends the session the access token belongs to and denies the token
     /// itself until it expires.
     pub async fn logout(&self, claims: &AccessClaims) -> Result<(), ApiError> {
+        let now = now();
         self.store
-            .log_out(&claims.jti, claims.exp, &claims.sid, &claims.sub, now())
+            .log_out(&claims.jti, claims.exp, &claims.sid, &claims.sub, now)
+            .await?;
+        let revoked = self
+            .revocations
+            .logout(&claims.jti, claims.exp, &claims.sid, now);
+        self.revocations.publish(revoked).await;
+        Ok(())
+    }
+
+    /// Ends every session of the token's user and refuses every access
+    /// token issued to them up to now (this whole second: `iat` has
+    /// one-second resolution, so a login in the same second is refused too).
+    pub async fn logout_everywhere(&self, claims: &AccessClaims) -> Result<(), ApiError> {
+        let now = now();
+        self.revocations
+            .log_out_everywhere(&claims.sub, now)
             .await?;
         Ok(())
     }

@@ -70,6 +70,7 @@ async fn dump(db: &TestDb) -> Vec<String> {
         "refresh_families",
         "refresh_tokens",
         "revoked_access_tokens",
+        "subject_revocations",
         "login_throttle",
         "movies",
     ] {

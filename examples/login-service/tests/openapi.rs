@@ -14,7 +14,7 @@ const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 /// The routes of the service as its specification lists them, and whether
 /// each needs a bearer token.
-const ROUTES: [(&str, &str, bool); 12] = [
+const ROUTES: [(&str, &str, bool); 13] = [
     ("post", "/auth/register", false),
     ("post", "/auth/login", false),
     ("post", "/auth/refresh", false),
@@ -26,8 +26,10 @@ const ROUTES: [(&str, &str, bool); 12] = [
     ("delete", "/movies/{id}", true),
     ("get", "/.well-known/jwks.json", false),
     ("get", "/.well-known/openid-configuration", false),
-    // Last: probing it with the token ends the session the probes use.
+    // Last: probing them with the token ends the session the probes use
+    // (logout-all gets a token of a new session).
     ("post", "/auth/logout", true),
+    ("post", "/auth/logout-all", true),
 ];
 
 fn operations(doc: &Value) -> Vec<(String, String, &Value)> {
@@ -80,7 +82,12 @@ async fn every_served_route_is_documented_with_security_exactly_on_protected_one
 
         // The router agrees: the documented method is served, and only a
         // token opens what the document says is protected.
-        assert_router_agrees(&svc, &admin, method, path, protected).await;
+        let token = if path == "/auth/logout-all" {
+            svc.access_token("admin@example.com", PASSWORD).await
+        } else {
+            admin.clone()
+        };
+        assert_router_agrees(&svc, &token, method, path, protected).await;
     }
 
     // Methods the document does not list are not served on its paths.

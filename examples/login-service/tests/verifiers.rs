@@ -159,12 +159,61 @@ async fn instances_on_one_database_share_keys_and_revocations(backend: Backend) 
         .call_bearer(Method::POST, "/auth/logout", &access, None)
         .await;
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    // The instance that logged out refuses at once; the other one within
+    // its mirror's bound.
     assert_eq!(
-        b.get_bearer("/auth/me", &access).await.status(),
+        a.get_bearer("/auth/me", &access).await.status(),
         StatusCode::UNAUTHORIZED
     );
+    refused_by_within_the_bound(&b, &access).await;
+
+    // Log out everywhere, twice (the second widens the first): every
+    // session of the account, on every instance.
+    let first = b.access_token("multi@example.com", PASSWORD).await;
+    let second = a.access_token("multi@example.com", PASSWORD).await;
+    let all = a
+        .call_bearer(Method::POST, "/auth/logout-all", &second, None)
+        .await;
+    assert_eq!(all.status(), StatusCode::NO_CONTENT);
+    // A login from the next second on is a new session, which a second
+    // "log out everywhere" (the stored mark widened) ends too.
+    let marked = login_service::store::now();
+    while login_service::store::now() <= marked {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let third = b.access_token("multi@example.com", PASSWORD).await;
+    assert_eq!(
+        a.get_bearer("/auth/me", &third).await.status(),
+        StatusCode::OK
+    );
+    let again = b
+        .call_bearer(Method::POST, "/auth/logout-all", &third, None)
+        .await;
+    assert_eq!(again.status(), StatusCode::NO_CONTENT);
+    for token in [&first, &second, &third] {
+        refused_by_within_the_bound(&a, token).await;
+        refused_by_within_the_bound(&b, token).await;
+    }
 
     a.stop().await;
     b.stop().await;
     db.remove().await;
+}
+
+/// `instance` refuses `token` within its revocation mirror's bound: its
+/// next poll of the database, or (silent for the staleness bound) 503,
+/// never the token.
+async fn refused_by_within_the_bound(instance: &Service, token: &str) {
+    let revoked = std::time::Instant::now();
+    let bound = Duration::from_secs(login_service::config::DEFAULT_REVOCATION_MAX_STALENESS_SECS);
+    loop {
+        let sent = std::time::Instant::now();
+        match instance.get_bearer("/auth/me", token).await.status() {
+            StatusCode::UNAUTHORIZED => return,
+            StatusCode::OK => assert!(sent < revoked + bound, "accepted after the bound"),
+            other => panic!("{other}"),
+        }
+        assert!(revoked.elapsed() < Duration::from_secs(30), "never refused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -242,6 +242,29 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Log out everywhere: revokes every session of the caller's account and
+/// every access token issued to it up to now (this second included), on
+/// every instance and every resource server that mirrors revocations.
+#[utoipa::path(
+    post,
+    path = "/auth/logout-all",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Every session ended; every access token issued so far refused"),
+        BearerRejection,
+        (status = 503, description = "Database or revocation store unavailable", body = ErrorBody),
+    )
+)]
+pub async fn logout_all(
+    State(state): State<AppState>,
+    Claims(claims): Claims<AccessClaims>,
+) -> Result<StatusCode, ApiError> {
+    state.sessions.logout_everywhere(&claims).await?;
+    tracing::info!(user = %claims.sub, "logged out everywhere");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The verified claims of the caller's access token.
 #[utoipa::path(
     get,

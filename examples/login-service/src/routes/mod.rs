@@ -21,7 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{self, ApiError};
 use crate::openapi::ApiDoc;
-use crate::{AccessClaims, AppState, BODY_LIMIT, BoxError, Config, revocation};
+use crate::{AccessClaims, AppState, BODY_LIMIT, BoxError, Config};
 
 /// The service's router, with `state`, and the OpenAPI document of its
 /// routes.
@@ -65,6 +65,7 @@ fn api_router(config: &Config, state: &AppState) -> Result<OpenApiRouter<AppStat
     let signed_in = OpenApiRouter::new()
         .routes(routes!(auth::me))
         .routes(routes!(auth::logout))
+        .routes(routes!(auth::logout_all))
         .route_layer(authenticated);
     let editors = OpenApiRouter::new()
         .routes(routes!(movies::create))
@@ -85,7 +86,8 @@ fn auth_layer(
         .audience(config.audience.clone())
         .require_typ_at_jwt()
         .realm("login-service")
-        .revocation(revocation::DbRevocations::new(state.store.clone()));
+        // Answered from the in-memory mirror: no query per request.
+        .revocation(state.revocations.mirror());
     match scope {
         Some(scope) => builder.require_scope(scope),
         None => builder,

@@ -22,6 +22,7 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
+pub use denylist::RevokedRows;
 pub use sessions::Rotation;
 pub use signing_keys::{KeyActivation, StoredKey};
 pub use throttle::Limit;

@@ -182,7 +182,7 @@ impl Store {
         now: i64,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        super::denylist::deny(&mut tx, jti, expires_at).await?;
+        super::denylist::deny(&mut tx, jti, expires_at, now).await?;
         sqlx::query(
             "UPDATE refresh_families SET revoked_at = $3 \
              WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
