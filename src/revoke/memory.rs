@@ -125,6 +125,7 @@ impl MemoryRevocationsBuilder {
         self
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(super) fn shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
