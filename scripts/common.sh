@@ -87,6 +87,11 @@ forget() {
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 
+# cpu_seconds PID: user + system CPU time the process has used.
+cpu_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"
+}
+
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 
 # The claims every minted token carries: valid for a day.

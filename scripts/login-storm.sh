@@ -71,8 +71,12 @@ latency_ratios=()
 for ((round = 1; round <= rounds; round++)); do
   echo "== round $round" >&2
   idle="$(run_wrk "$probe_lua" -t1 -c1 -d10s -H "$auth" "$ls_url/auth/me")"
-  limit_line="$("$hash_limit" --seconds 10)"
+  # `times` in the subshell: the CPU time hash_limit used (children line).
+  limit_line="$("$hash_limit" --seconds 10; times)"
   limit="$(sed -nE 's/.* per_sec=([0-9.]+).*/\1/p' <<<"$limit_line")"
+  hashes="$(sed -nE 's/.* hashes=([0-9]+) .*/\1/p' <<<"$limit_line")"
+  hash_cpu="$(tail -n1 <<<"$limit_line" | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }')"
+  service_cpu_before="$(cpu_seconds "$ls_pid")"
 
   run_wrk "$storm_lua" -t1 -c"$connections" -d"${seconds}s" --timeout 30s \
     "$ls_url/auth/login" -- "$users" "$password" >"$work/storm" &
@@ -83,6 +87,7 @@ for ((round = 1; round <= rounds; round++)); do
   wait "$storm_pid" || die "the login storm failed"
   forget "$storm_pid"
   storm="$(cat "$work/storm")"
+  service_cpu="$(awk -v a="$(cpu_seconds "$ls_pid")" -v b="$service_cpu_before" 'BEGIN { print a - b }')"
 
   bad=$(( $(errors "$idle") + $(errors "$during") + $(errors "$storm") ))
   failures=$((failures + bad))
@@ -94,6 +99,11 @@ for ((round = 1; round <= rounds; round++)); do
   printf '         /auth/me p50/p99: idle %d/%d us, during the storm %d/%d us: p99 ratio %s; errors %d\n' \
     "$(field "$idle" p50_us)" "$(field "$idle" p99_us)" "$(field "$during" p50_us)" \
     "$(field "$during" p99_us)" "${latency_ratios[-1]}" "$bad"
+  # The service's CPU during the storm includes the probe's requests
+  # (well under a millisecond of CPU per second).
+  printf '         CPU: %.1f ms per hash alone, %.1f ms of service CPU per login during the storm\n' \
+    "$(awk -v c="$hash_cpu" -v n="$hashes" 'BEGIN { print 1000 * c / n }')" \
+    "$(awk -v c="$service_cpu" -v n="$(field "$storm" requests)" 'BEGIN { print 1000 * c / n }')"
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }

@@ -35,7 +35,8 @@ soak() {
   local rss_warm
   rss_warm="$(rss_kb "$pid")"
   # Resident memory once a second during the soak, for its trend.
-  local samples="$work/$name.rss"
+  local samples
+  samples="$(mktemp "$work/rss.XXXXXX")"
   (while kill -0 "$pid" 2>/dev/null; do rss_kb "$pid" >>"$samples" 2>/dev/null || true; sleep 1; done) &
   local sampler=$!
   local run

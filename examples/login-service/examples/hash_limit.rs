@@ -9,6 +9,10 @@
 //! ```
 //!
 //! Prints one line, `permits=P threads=T seconds=S hashes=N per_sec=R`.
+//! `--via-hasher` instead runs twice as many tasks as threads through the
+//! service's own [`Hasher::verify`] (its threads, priority and permits, no
+//! HTTP or database) and prints `via_hasher hashes=N per_sec=R`: the gap
+//! between the two is the hasher's own overhead.
 //! The parameters are taken from a hash the service's own [`Hasher`] made
 //! (argon2 verifies with the parameters stored in the hash), and the thread
 //! count from its permits, so a change to either follows here by itself.
@@ -36,6 +40,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), String> {
     let mut seconds = 10.0_f64;
     let mut threads = None;
+    let mut via_hasher = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -47,6 +52,7 @@ async fn run() -> Result<(), String> {
         match arg.as_str() {
             "--seconds" => seconds = value("--seconds")?,
             "--threads" => threads = Some(value("--threads")? as usize),
+            "--via-hasher" => via_hasher = true,
             other => {
                 return Err(format!(
                     "unknown argument {other:?} (--seconds S, --threads T)"
@@ -64,6 +70,37 @@ async fn run() -> Result<(), String> {
     let hash = hasher.hash(PASSWORD.to_owned()).await;
     PasswordHash::new(&hash).map_err(|e| format!("the service's hash does not parse: {e}"))?;
 
+    if via_hasher {
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let done = std::sync::Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..threads * 2)
+            .map(|_| {
+                let (hasher, hash, stop, done) =
+                    (hasher.clone(), hash.clone(), stop.clone(), done.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let ok = hasher.verify(PASSWORD.to_owned(), Some(hash.clone())).await;
+                        assert!(ok, "the password verifies against its own hash");
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        for task in tasks {
+            task.await
+                .map_err(|e| format!("a hashing task failed: {e}"))?;
+        }
+        let elapsed = start.elapsed();
+        let hashes = done.load(Ordering::Relaxed);
+        println!(
+            "via_hasher hashes={hashes} per_sec={:.2}",
+            hashes as f64 / elapsed.as_secs_f64()
+        );
+        return Ok(());
+    }
     let stop = AtomicBool::new(false);
     let done = AtomicU64::new(0);
     let start = Instant::now();

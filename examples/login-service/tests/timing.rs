@@ -124,7 +124,7 @@ async fn attempt(svc: &Service, kind: Kind, round: usize) -> (Duration, Value) {
 fn median(samples: &mut [Duration]) -> Duration {
     samples.sort_unstable();
     let mid = samples.len() / 2;
-    if samples.len() % 2 == 0 {
+    if samples.len().is_multiple_of(2) {
         (samples[mid - 1] + samples[mid]) / 2
     } else {
         samples[mid]
