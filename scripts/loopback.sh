@@ -12,7 +12,8 @@
 # protected / open is printed per round, each from measurements seconds
 # apart on the same server. --cache (or JWT_CACHE=1) turns the
 # verified-token cache on in examples/bench_server.rs once it exists.
-# WRK_THREADS (1) and WRK_CONNECTIONS (32) tune the client. Exits 1 when a
+# WRK_THREADS (1) and WRK_CONNECTIONS (32) tune the client; FEATURES picks
+# the library's signature backend (e.g. FEATURES=aws_lc_rs). Exits 1 when a
 # request failed (a broken set-up, not a slow one): the targets are
 # reported, not enforced.
 source "$(dirname "$0")/common.sh"
@@ -32,7 +33,7 @@ check_seconds "$rounds" 1
 threads="${WRK_THREADS:-1}"
 connections="${WRK_CONNECTIONS:-32}"
 
-build -p tower-jwt-auth --example bench_server
+build -p tower-jwt-auth --example bench_server ${FEATURES:+--features "$FEATURES"}
 build -p login-service --bin login-service
 
 failures=0

@@ -10,7 +10,8 @@
 //! To stay meaningful on a loaded machine the two kinds are interleaved
 //! (alternating which goes first, so drift in the machine's load hits both
 //! alike), run one at a time, and compared by median, which ignores the
-//! slow outliers a shared machine produces.
+//! slow outliers a shared machine produces; up to [`SERIES`] series are
+//! measured and one must agree.
 
 mod common;
 
@@ -30,6 +31,12 @@ const WARM_UP: usize = 4;
 /// The largest accepted difference between the two medians, relative to
 /// the smaller one.
 const TOLERANCE: f64 = 0.10;
+/// Series measured at most. A shared machine's load can skew one series
+/// of medians either way by more than the tolerance; the test passes when
+/// one series agrees. A real difference (a shortcut for unknown emails
+/// costs a whole hash: the medians then differ many times over) skews
+/// every series the same way.
+const SERIES: usize = 3;
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -45,10 +52,53 @@ async fn unknown_email_and_wrong_password_take_the_same_time(backend: Backend) {
     let svc = Service::start_with(&db, |c| {
         c.throttle.account_failures = u32::MAX;
         c.throttle.address_failures = u32::MAX;
+        c.throttle.registrations_per_address = u32::MAX;
     })
     .await;
-    svc.register("known@example.com", PASSWORD).await;
 
+    let mut series = Vec::new();
+    for number in 0..SERIES {
+        let (unknown, wrong) = measure(&svc, number).await;
+        let (fast, slow) = if unknown < wrong {
+            (unknown, wrong)
+        } else {
+            (wrong, unknown)
+        };
+        let difference = (slow.as_secs_f64() - fast.as_secs_f64()) / fast.as_secs_f64();
+        eprintln!(
+            "series {number}: median of {SAMPLES} logins: unknown email {unknown:?}, \
+             wrong password {wrong:?}, difference {:.1} %",
+            difference * 100.0
+        );
+        series.push(format!(
+            "{unknown:?} vs {wrong:?} ({:.1} %)",
+            difference * 100.0
+        ));
+        if difference <= TOLERANCE {
+            svc.stop().await;
+            db.remove().await;
+            return;
+        }
+    }
+    panic!(
+        "unknown email vs wrong password: the medians differ by more than {:.0} % in every \
+         series: {series:?}",
+        TOLERANCE * 100.0
+    );
+}
+
+/// One series: the medians of [`SAMPLES`] unknown-email and wrong-password
+/// logins, interleaved, after [`WARM_UP`] of each.
+async fn measure(svc: &Service, series: usize) -> (Duration, Duration) {
+    // One account per wrong-password attempt, as one unknown email per
+    // unknown-email attempt: each attempt is the first on its account, as
+    // when an attacker probes a list of emails once each, so both kinds
+    // start a new throttle counter. (Reusing one account would compare
+    // updating a counter with creating one, a database difference, not the
+    // one this test is about.)
+    for round in 0..WARM_UP + SAMPLES {
+        svc.register(&known(series, round), PASSWORD).await;
+    }
     let mut unknown = Vec::with_capacity(SAMPLES);
     let mut wrong = Vec::with_capacity(SAMPLES);
     let mut answers: Vec<Value> = Vec::new();
@@ -59,7 +109,7 @@ async fn unknown_email_and_wrong_password_take_the_same_time(backend: Backend) {
             [Kind::WrongPassword, Kind::UnknownEmail]
         };
         for kind in order {
-            let (elapsed, body) = attempt(&svc, kind, round).await;
+            let (elapsed, body) = attempt(svc, kind, series, round).await;
             if round < WARM_UP {
                 continue;
             }
@@ -74,42 +124,20 @@ async fn unknown_email_and_wrong_password_take_the_same_time(backend: Backend) {
     }
     // The answers are the same too, not only their timing.
     assert_eq!(answers.len(), 1, "different answers: {answers:?}");
-
-    let (unknown, wrong) = (median(&mut unknown), median(&mut wrong));
-    let (fast, slow) = if unknown < wrong {
-        (unknown, wrong)
-    } else {
-        (wrong, unknown)
-    };
-    let difference = (slow.as_secs_f64() - fast.as_secs_f64()) / fast.as_secs_f64();
-    eprintln!(
-        "median of {SAMPLES} logins: unknown email {unknown:?}, wrong password {wrong:?}, \
-         difference {:.1} %",
-        difference * 100.0
-    );
-    assert!(
-        difference <= TOLERANCE,
-        "unknown email {unknown:?} vs wrong password {wrong:?}: medians differ by {:.1} % \
-         (at most {:.0} % allowed)",
-        difference * 100.0,
-        TOLERANCE * 100.0
-    );
-
-    svc.stop().await;
-    db.remove().await;
+    (median(&mut unknown), median(&mut wrong))
 }
 
 /// One failed login of `kind`; its wall time as the client sees it and its
 /// error body.
-async fn attempt(svc: &Service, kind: Kind, round: usize) -> (Duration, Value) {
+async fn attempt(svc: &Service, kind: Kind, series: usize, round: usize) -> (Duration, Value) {
     let body = match kind {
         // A new unknown email each time, as an attacker probing a list.
         Kind::UnknownEmail => json!({
-            "email": format!("nobody-{round}@example.com"),
+            "email": format!("nobody-{series}-{round}@example.com"),
             "password": PASSWORD,
         }),
         Kind::WrongPassword => json!({
-            "email": "known@example.com",
+            "email": known(series, round),
             "password": format!("not the password {round}"),
         }),
     };
@@ -119,6 +147,11 @@ async fn attempt(svc: &Service, kind: Kind, round: usize) -> (Duration, Value) {
     let elapsed = start.elapsed();
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{kind:?}: {error}");
     (elapsed, error)
+}
+
+/// The account the wrong-password attempt of `round` is made on.
+fn known(series: usize, round: usize) -> String {
+    format!("known-{series}-{round}@example.com")
 }
 
 fn median(samples: &mut [Duration]) -> Duration {
