@@ -1,6 +1,7 @@
 //! Password policy and argon2id hashing, off the async runtime and with
 //! bounded concurrency so a login flood cannot exhaust memory
-//! (each hash holds 19 MiB).
+//! (each hash holds 19 MiB), at a lower priority than the runtime so a login
+//! flood cannot starve the other routes of CPU.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,10 +36,10 @@ pub fn check_policy(password: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Hashes and verifies on the blocking pool, at most `size` at a time
-/// (one per core, at least two).
+/// Hashes and verifies on threads of their own ([`on_hashing_thread`]), at
+/// most `size` at a time (one per core, at least two).
 ///
-/// A permit is owned by the blocking task, not by the request: a client
+/// A permit is owned by the hashing thread, not by the request: a client
 /// that hangs up drops its handler but not the hash it started, so the
 /// permit must live exactly as long as the hash.
 ///
@@ -81,8 +82,8 @@ pub enum Work {
     Registration,
 }
 
-/// Hashes waiting for a permit and running on the blocking pool right now,
-/// how many ever started, and the most seen at once.
+/// Hashes waiting for a permit and running right now, how many ever
+/// started, and the most seen at once.
 #[derive(Debug)]
 struct Gauge {
     counts: tokio::sync::watch::Sender<Counts>,
@@ -160,11 +161,10 @@ impl Drop for Waiting {
 impl Hasher {
     pub async fn new() -> Self {
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
-        let dummy_hash = tokio::task::spawn_blocking(|| {
+        let dummy_hash = on_hashing_thread(|| {
             hash_blocking("not a password anyone has: dummy for timing parity")
         })
-        .await
-        .expect("hashing task panicked");
+        .await;
         Self {
             permits: Arc::new(Semaphore::new(permits)),
             registrations: Arc::new(Semaphore::new(permits - 1)),
@@ -234,13 +234,12 @@ impl Hasher {
             .expect("semaphore never closed");
         drop(waiting);
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
+        on_hashing_thread(move || {
             let _held = (share, permit);
             let _running = this.start(Work::Registration);
             hash_blocking(&password)
         })
         .await
-        .expect("hashing task panicked")
     }
 
     /// `stored` is `None` for an unknown account: the dummy hash is checked
@@ -257,14 +256,62 @@ impl Hasher {
             .expect("semaphore never closed");
         drop(waiting);
         let this = self.clone();
-        let matches = tokio::task::spawn_blocking(move || {
+        let matches = on_hashing_thread(move || {
             let _permit = permit;
             let _running = this.start(Work::Login);
             verify_blocking(&password, &hash)
         })
-        .await
-        .expect("hashing task panicked");
+        .await;
         known && matches
+    }
+}
+
+/// How much nicer (lower in priority) than the thread that starts it a
+/// hashing thread runs, on Linux.
+///
+/// The permits let hashes fill every core during a login storm; at the
+/// same priority as the runtime's workers, a worker woken by a request
+/// then waits for the scheduler to preempt a hash (milliseconds), which
+/// both slows every other route and delays handing the next permit on.
+/// Niced, hashing takes whatever CPU the runtime leaves and yields it at
+/// once when a worker wakes. 10 rather than 19: against other processes'
+/// work (without per-service cgroups) hashing keeps about a tenth of a
+/// core's share instead of next to nothing.
+const HASHING_NICENESS: i32 = 10;
+
+/// Runs `work` (a hash) on a new thread at [`HASHING_NICENESS`] and waits
+/// for it without blocking the runtime. A thread per hash rather than
+/// tokio's blocking pool: the priority stays with the hash instead of
+/// with a pooled thread that may later run unrelated blocking work, and
+/// starting a thread (tens of microseconds) is noise next to a hash (tens
+/// of milliseconds). Concurrency is bounded by the permits, not here.
+async fn on_hashing_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("argon2id".into())
+        .spawn(move || {
+            lower_priority();
+            // The receiver is gone only if the runtime shut down meanwhile.
+            let _ = tx.send(work());
+        })
+        .expect("cannot start a hashing thread");
+    rx.await.expect("hashing thread panicked")
+}
+
+/// Lowers the calling thread's priority by [`HASHING_NICENESS`]; on Linux
+/// a thread id names just that thread (elsewhere it would name the whole
+/// process, so nothing is changed there). Lowering needs no privilege;
+/// failing to is harmless, so it is only logged.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let thread = Some(rustix::thread::gettid());
+        let result = getpriority_process(thread)
+            .and_then(|nice| setpriority_process(thread, (nice + HASHING_NICENESS).min(19)));
+        if let Err(error) = result {
+            tracing::debug!(%error, "cannot lower the hashing thread's priority");
+        }
     }
 }
 
@@ -412,6 +459,20 @@ mod tests {
         let load = hasher.load();
         assert_eq!((load.running, load.waiting), (0, 0), "{load:?}");
         assert_eq!(load.started, permits);
+    }
+
+    /// Hashes run below the priority of the thread that asked for them,
+    /// so request handling preempts them.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_niced() {
+        use rustix::process::getpriority_process;
+        let ours = getpriority_process(Some(rustix::thread::gettid())).unwrap();
+        let theirs =
+            on_hashing_thread(|| getpriority_process(Some(rustix::thread::gettid())).unwrap())
+                .await;
+        assert_eq!(theirs, (ours + HASHING_NICENESS).min(19));
+        assert!(theirs > ours || ours == 19, "{ours} -> {theirs}");
     }
 
     #[tokio::test]
