@@ -11,7 +11,7 @@
 # times (default 2), alternating which route goes first; the ratio
 # protected / open is printed per round, each from measurements seconds
 # apart on the same server. --cache (or JWT_CACHE=1) turns the
-# verified-token cache on in examples/bench_server.rs once it exists.
+# verified-token cache on in examples/bench_server.rs (feature cache).
 # WRK_THREADS (1) and WRK_CONNECTIONS (32) tune the client; FEATURES picks
 # the library's signature backend (e.g. FEATURES=aws_lc_rs). Exits 1 when a
 # request failed (a broken set-up, not a slow one): the targets are
@@ -33,7 +33,9 @@ check_seconds "$rounds" 1
 threads="${WRK_THREADS:-1}"
 connections="${WRK_CONNECTIONS:-32}"
 
-build -p tower-jwt-auth --example bench_server ${FEATURES:+--features "$FEATURES"}
+features="${FEATURES:-}"
+if [[ -n "$cache" ]]; then features="${features:+$features,}cache"; fi
+build -p tower-jwt-auth --example bench_server ${features:+--features "$features"}
 build -p login-service --bin login-service
 
 failures=0
