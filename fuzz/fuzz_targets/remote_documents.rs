@@ -166,10 +166,11 @@ impl HttpClient for FuzzClient {
             });
             return Box::pin(async { Err::<_, BoxError>("script exhausted".into()) });
         };
-        if jwks && canned.status.is_success() {
-            if let Some(tag) = &canned.etag {
-                script.jwks_etags.push(tag.clone());
-            }
+        if jwks
+            && canned.status.is_success()
+            && let Some(tag) = &canned.etag
+        {
+            script.jwks_etags.push(tag.clone());
         }
         script.served.push(Served {
             uri,
