@@ -96,3 +96,42 @@ write("differential", "all", bytes([7, 100, 0xF0, 0xF0, 1, 2, 9, 60]) + b'{"sub"
 write("differential", "expired", bytes([1, 0xC0, 0, 0, 1, 1, 0, 0]))
 write("differential", "override", bytes([1, 60, 0, 0, 1, 1, 20, 1]) + b'{"exp":"soon","iss":["https://issuer.example"]}')
 write("differential", "float", bytes([0, 0, 0, 0, 1, 1, 40, 2]) + b'{"exp":4102444800.5}')
+
+# remote_documents: a flags byte (bit 0 OIDC, bit 1 a third refresh, bits 3-4
+# max_redirects, bit 5 issuer with a path, bit 6 a 300-byte body cap), then
+# per response six fields split at 0xFF: control bytes (status selector,
+# content-length/chunking/error bits, two spare), content-type,
+# cache-control, etag, location, body. Discovery documents name the right
+# issuer and a jwks_uri on the same host, so the fuzzer reaches the JWK set.
+pub = [k for k in keys if k.get("kty") != "oct"]
+sym = [k for k in keys if k.get("kty") == "oct"]
+def jwks(ks):
+    return json.dumps({"keys": ks}).encode()
+def discovery(issuer, uri):
+    return json.dumps({"issuer": issuer, "jwks_uri": uri, "id_token_signing_alg_values_supported": ["RS256"]}).encode()
+def resp(ctl=b"\x00", ct=b"application/json", cc=b"", etag=b"", loc=b"", body=b""):
+    return [ctl, ct, cc, etag, loc, body]
+def remote(name, flags, *responses):
+    fields = [f for r in responses for f in r]
+    write("remote_documents", name, bytes([flags]) + b"\xff".join(fields))
+O = "http://127.0.0.1:1"
+mixed = jwks(pub[:2] + sym[:1])
+remote("jwks-etag-304", 0, resp(b"\x00\x01", cc=b"public, max-age=600", etag=b'"v1"', body=mixed),
+       resp(b"\x03", ct=b"", cc=b"max-age=60", etag=b'"v1"'))
+remote("jwks-redirect", 0x08, resp(b"\x04\x00\x01", ct=b"text/html", loc=b"/v2/jwks"),
+       resp(b"\x00\x0c", ct=b"application/jwk-set+json; charset=utf-8", etag=b'W/"x"', body=jwks(pub[1:3])),
+       resp(b"\x00\x08", cc=b"no-cache", body=jwks(pub[:1])))
+remote("jwks-304-first", 0x02, resp(b"\x03", etag=b'"v1"'), resp(b"\x00", etag=b'"v1"', body=mixed),
+       resp(b"\x03", loc=b"/elsewhere"))
+remote("jwks-errors", 0x42, resp(b"\x06\x00\x02"), resp(b"\x00", ct=b"text/html", body=mixed),
+       resp(b"\x00\x01", body=mixed), resp(b"\x00\x24", body=jwks(pub[:1])), resp(b"\x00\x02\x00\x00\x10\x00", body=b"{}"))
+remote("jwks-symmetric-only", 0, resp(body=jwks(sym)), resp(body=jwks(sym + pub[:1])))
+remote("oidc", 0x01, resp(body=discovery(O, O + "/jwks")), resp(b"\x00\x01", etag=b'"e"', cc=b"max-age=3600", body=mixed),
+       resp(b"\x03", etag=b'"e"'))
+remote("oidc-path", 0x23, resp(body=discovery(O + "/r/", O + "/r/protocol/certs")), resp(body=jwks(pub[:1])),
+       resp(b"\x05\x00\x01"), resp(body=discovery(O + "/r/", O + "/r/certs2")), resp(body=jwks(pub[2:4])))
+remote("oidc-redirects", 0x19, resp(b"\x04\x00\x03", loc=O.encode() + b"/.well-known/openid-configuration2"),
+       resp(body=discovery(O, "https://keys.example/jwks")), resp(b"\x04\x00\x04", loc=b"https://keys.example/v2"),
+       resp(body=jwks(pub[:2])), resp(b"\x03"))
+remote("oidc-wrong-issuer", 0x03, resp(body=discovery(O + "/", O + "/jwks")), resp(body=discovery(O, "http://10.0.0.1/jwks")),
+       resp(body=discovery(O, O + "/jwks")), resp(body=mixed))

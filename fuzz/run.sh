@@ -13,7 +13,7 @@ seconds="${1:?usage: fuzz/run.sh SECONDS [TARGET...]}"
 shift
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(token_extraction verify_path differential jwks_parsing claims_decoder)
+  targets=(token_extraction verify_path differential jwks_parsing claims_decoder remote_documents)
 fi
 # Fuzz builds stay in fuzz/target whatever the caller's environment says;
 # two build jobs by default (shared machines).
