@@ -425,6 +425,11 @@ where
             return Err(Error::Config("no token source configured".into()));
         }
         let policy = self.policy.build_here()?;
+        if let Some(revocation) = &self.revocation {
+            // A revoked token verifies until `exp` plus the leeway: the
+            // store must remember it that long.
+            revocation.keep_past_exp(verifiers.max_leeway());
+        }
         Ok(JwtAuthLayer::from_config(Config {
             authenticator: Authenticator {
                 verifiers,

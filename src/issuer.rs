@@ -425,6 +425,19 @@ impl Verifiers {
         Ok(Verifiers::ByIssuer(verifiers.into_boxed_slice()))
     }
 
+    /// The longest leeway any verifier allows past a token's `exp`.
+    pub(crate) fn max_leeway(&self) -> Duration {
+        let seconds = match self {
+            Verifiers::One(verifier) => verifier.rules.leeway,
+            Verifiers::ByIssuer(verifiers) => verifiers
+                .iter()
+                .map(|(_, verifier)| verifier.rules.leeway)
+                .max()
+                .unwrap_or(0),
+        };
+        Duration::from_secs(seconds)
+    }
+
     /// Every remote key source, for waiting until all have keys.
     #[cfg(feature = "remote-jwks")]
     pub(crate) fn remotes(&self) -> impl Iterator<Item = &RemoteKeys> {

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -62,8 +62,9 @@ struct Shared {
     entries: RwLock<Entries>,
     clock: Arc<dyn Clock>,
     /// Seconds an entry outlives `until`: verifiers accept a token until
-    /// its `exp` plus their leeway.
-    leeway: i64,
+    /// its `exp` plus their leeway. Only ever widened, by
+    /// [`RevocationCheck::keep_past_exp`].
+    leeway: AtomicI64,
     /// `None`: always current (the store is the source).
     freshness: Option<Freshness>,
 }
@@ -134,7 +135,9 @@ impl MemoryRevocationsBuilder {
     /// How long entries outlive the `exp` of the tokens they revoke: the
     /// leeway of the verifiers that consult it ([`DEFAULT_LEEWAY`] unless
     /// changed). Shorter than theirs would let a revoked token through for
-    /// the difference.
+    /// the difference, so every layer built with the store widens it to its
+    /// own ([`RevocationCheck::keep_past_exp`]); set it here for verifiers
+    /// that consult the store otherwise.
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -155,7 +158,7 @@ impl MemoryRevocationsBuilder {
         MemoryRevocations {
             shared: Arc::new(Shared {
                 entries: RwLock::default(),
-                leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX / 4),
+                leeway: AtomicI64::new(seconds(self.leeway)),
                 freshness: self.mirror.map(|(max_staleness, policy)| Freshness {
                     origin,
                     heard: AtomicU64::new(0),
@@ -203,7 +206,7 @@ impl MemoryRevocations {
             entries.insert(revocation);
         }
         if now >= entries.next_prune {
-            entries.prune(now.saturating_sub(self.shared.leeway));
+            entries.prune(now.saturating_sub(self.shared.leeway()));
             entries.next_prune = now.saturating_add(PRUNE_EVERY_SECS);
         }
     }
@@ -211,7 +214,7 @@ impl MemoryRevocations {
     /// Drops every entry whose `until` plus the leeway has passed.
     pub fn prune(&self) {
         let now = self.shared.clock.unix_now();
-        self.write().prune(now.saturating_sub(self.shared.leeway));
+        self.write().prune(now.saturating_sub(self.shared.leeway()));
     }
 
     /// How many entries are held.
@@ -393,6 +396,25 @@ impl RevocationCheck for MemoryRevocations {
     fn is_revoked_now(&self, claims: &RegisteredClaims) -> Option<Result<bool, BoxError>> {
         Some(self.check(claims).map_err(BoxError::from))
     }
+
+    fn keep_past_exp(&self, leeway: Duration) {
+        self.shared
+            .leeway
+            .fetch_max(seconds(leeway), Ordering::Relaxed);
+    }
+}
+
+impl Shared {
+    /// Seconds an entry outlives `until`.
+    fn leeway(&self) -> i64 {
+        self.leeway.load(Ordering::Relaxed)
+    }
+}
+
+/// Whole seconds, saturating far below `i64::MAX` so that adding a time
+/// stays in range.
+fn seconds(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
 impl fmt::Debug for MemoryRevocations {
@@ -557,6 +579,38 @@ mod tests {
         store.prune();
         assert!(store.is_empty());
         assert!(!store.contains(&claims("ada", "y", "z", Some(9_999))));
+    }
+
+    /// A layer whose verifiers allow more leeway than the store was built
+    /// with widens the store's: the revoked token must not verify again
+    /// between the store's leeway and the layer's.
+    #[test]
+    fn a_layer_with_a_longer_leeway_widens_the_stores() {
+        let clock = ManualClock::at(10_000);
+        let store = MemoryRevocations::builder()
+            .clock(clock.clone())
+            .leeway(Duration::ZERO)
+            .build();
+        store.revoke(Revocation::token(ISS, "t-1", 10_100));
+        let _layer = crate::JwtAuthLayer::<serde_json::Value>::builder()
+            .hs256([7u8; 32])
+            .leeway(Duration::from_secs(120))
+            .revocation(store.clone())
+            .build()
+            .unwrap();
+        // A narrower layer never narrows it again.
+        let _other = crate::JwtAuthLayer::<serde_json::Value>::builder()
+            .hs256([7u8; 32])
+            .leeway(Duration::from_secs(5))
+            .revocation(store.clone())
+            .build()
+            .unwrap();
+        clock.advance(Duration::from_secs(100 + 120));
+        store.prune();
+        assert!(store.contains(&claims("x", "t-1", "x", Some(1))));
+        clock.advance(Duration::from_secs(1));
+        store.prune();
+        assert!(store.is_empty());
     }
 
     #[test]

@@ -106,6 +106,17 @@ pub trait RevocationCheck: Send + Sync + 'static {
         let _ = claims;
         None
     }
+
+    /// Called by every layer built with this store, with the longest
+    /// leeway its verifiers allow past a token's `exp`. A store that
+    /// forgets an entry once its token expired must keep it at least that
+    /// long, or the revoked token would verify again inside the leeway
+    /// ([`MemoryRevocations`] and the Redis mirror widen their own leeway
+    /// to it). The default does nothing: a store that never forgets needs
+    /// nothing.
+    fn keep_past_exp(&self, leeway: Duration) {
+        let _ = leeway;
+    }
 }
 
 /// A withdrawn token, session or subject; see the [module docs](self).

@@ -182,7 +182,8 @@ impl RedisRevocationsBuilder {
     }
 
     /// How long mirrored entries outlive the tokens they revoke: the
-    /// layer's leeway ([`DEFAULT_LEEWAY`] unless changed).
+    /// layer's leeway ([`DEFAULT_LEEWAY`] unless changed; a layer built
+    /// with a longer one widens it).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -326,6 +327,10 @@ impl RevocationCheck for RedisRevocations {
 
     fn is_revoked_now(&self, claims: &RegisteredClaims) -> Option<Result<bool, BoxError>> {
         self.mirror.is_revoked_now(claims)
+    }
+
+    fn keep_past_exp(&self, leeway: Duration) {
+        self.mirror.keep_past_exp(leeway);
     }
 }
 
