@@ -36,7 +36,7 @@ const TOLERANCE: f64 = 0.10;
 /// one series agrees. A real difference (a shortcut for unknown emails
 /// costs a whole hash: the medians then differ many times over) skews
 /// every series the same way.
-const SERIES: usize = 3;
+const SERIES: usize = 5;
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
