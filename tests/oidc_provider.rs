@@ -66,7 +66,13 @@ impl Provider {
     /// Starts the provider with `keys` (kid, PEM; RS256), the first one
     /// signing, on `port` (0: any). Returns once it accepts connections.
     async fn start(port: u16, keys: &[(&str, &str)]) -> Provider {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider");
+        // The checkout the test runs from (cargo sets this for the test
+        // process), not the one it was compiled in: CI builds once in a
+        // fresh clone and runs the ignored tests from its own checkout,
+        // where `npm ci` installed the provider.
+        let root = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+        let dir = root.join("tests/oidc-provider");
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
             "run `npm ci --prefix tests/oidc-provider` first"
