@@ -1,10 +1,8 @@
 //! Several issuers behind one layer: [`Issuer`], one issuer's keys and
 //! rules, and choosing among several by a token's `iss`.
 
-use std::path::Path;
 use std::time::Duration;
 
-use crate::alg::Algorithm;
 use crate::claims::{self, Rules};
 use crate::error::Error;
 use crate::jws;
@@ -106,81 +104,7 @@ impl Issuer {
         &self.iss
     }
 
-    fn add(mut self, key: Result<VerifyingKey, Error>) -> Self {
-        match key {
-            Ok(key) => self.keys.push(key),
-            Err(err) => {
-                self.error.get_or_insert(err);
-            }
-        }
-        self
-    }
-
-    fn add_set(mut self, set: Result<KeySet, Error>) -> Self {
-        match set {
-            Ok(set) => self.keys.extend(set.keys().iter().cloned()),
-            Err(err) => {
-                self.error.get_or_insert(err);
-            }
-        }
-        self
-    }
-
-    /// Adds a prepared key.
-    pub fn key(self, key: VerifyingKey) -> Self {
-        self.add(Ok(key))
-    }
-
-    /// Adds an HS256 secret (at least 32 bytes).
-    pub fn hs256(self, secret: impl AsRef<[u8]>) -> Self {
-        self.add(VerifyingKey::hmac(Algorithm::HS256, secret))
-    }
-
-    /// Adds an HS384 secret (at least 48 bytes).
-    pub fn hs384(self, secret: impl AsRef<[u8]>) -> Self {
-        self.add(VerifyingKey::hmac(Algorithm::HS384, secret))
-    }
-
-    /// Adds an HS512 secret (at least 64 bytes).
-    pub fn hs512(self, secret: impl AsRef<[u8]>) -> Self {
-        self.add(VerifyingKey::hmac(Algorithm::HS512, secret))
-    }
-
-    /// Adds an RSA public key PEM for `alg` (RS256/384/512, PS256/384/512).
-    pub fn rsa_pem(self, alg: Algorithm, pem: impl AsRef<[u8]>) -> Self {
-        self.add(VerifyingKey::rsa_pem(alg, pem))
-    }
-
-    /// Adds an EC P-256 or P-384 public key PEM (ES256 / ES384).
-    pub fn ec_pem(self, pem: impl AsRef<[u8]>) -> Self {
-        self.add(VerifyingKey::ec_pem(pem))
-    }
-
-    /// Adds an Ed25519 public key PEM (EdDSA).
-    pub fn ed_pem(self, pem: impl AsRef<[u8]>) -> Self {
-        self.add(VerifyingKey::ed_pem(pem))
-    }
-
-    /// Adds any public key PEM, its algorithm inferred (RSA → RS256).
-    pub fn public_key_pem(self, pem: impl AsRef<[u8]>) -> Self {
-        self.add(VerifyingKey::public_key_pem(pem))
-    }
-
-    /// Adds a public key file (PEM or SPKI DER), algorithm inferred (RSA →
-    /// RS256).
-    pub fn public_key_file(self, path: impl AsRef<Path>) -> Self {
-        self.add(VerifyingKey::public_key_file(path))
-    }
-
-    /// Adds every usable key of a JWK set file.
-    pub fn jwks_file(self, path: impl AsRef<Path>) -> Self {
-        self.add_set(KeySet::from_jwks_file(path))
-    }
-
-    /// Adds every usable key of a JWK set document.
-    pub fn jwks_str(self, json: &str) -> Self {
-        self.add_set(KeySet::from_jwks_str(json))
-    }
+    crate::builder::key_methods!();
 
     /// Reads this issuer's keys from a store that can be replaced while
     /// serving (key rotation). Use either a store or individual keys.
