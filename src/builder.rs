@@ -5,7 +5,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::{HeaderName, Response};
@@ -105,6 +105,53 @@ macro_rules! key_methods {
     };
 }
 pub(crate) use key_methods;
+
+/// The claim rules a [`JwtAuthBuilder`] and an [`Issuer`](crate::Issuer)
+/// share, written once: each keeps them in `rules`.
+macro_rules! rule_methods {
+    () => {
+        /// Accepts tokens for this audience (`aud`); call again for several.
+        /// Once set, `aud` is required and must name one of them.
+        pub fn audience(mut self, audience: impl Into<String>) -> Self {
+            self.rules.audiences.push(audience.into());
+            self
+        }
+
+        /// Accepts any `aud` when no audience is configured. Without this, a
+        /// token carrying `aud` is refused by a verifier that names none
+        /// (RFC 7519 §4.1.3).
+        pub fn any_audience(mut self) -> Self {
+            self.rules.any_audience = true;
+            self
+        }
+
+        /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 30 s).
+        pub fn leeway(mut self, leeway: ::std::time::Duration) -> Self {
+            self.rules.leeway = leeway.as_secs();
+            self
+        }
+
+        /// Refuses tokens issued longer ago than `max_age`; `iat` becomes required.
+        pub fn max_age(mut self, max_age: ::std::time::Duration) -> Self {
+            self.rules.max_age = Some(max_age.as_secs());
+            self
+        }
+
+        /// Requires a top-level claim to be present (any JSON type).
+        pub fn require_claim(mut self, name: impl Into<String>) -> Self {
+            self.rules.required.push(name.into());
+            self
+        }
+
+        /// Requires the RFC 9068 access-token profile: header `typ` must be
+        /// `at+jwt` or `application/at+jwt`, any case.
+        pub fn require_typ_at_jwt(mut self) -> Self {
+            self.rules.typ_at_jwt = true;
+            self
+        }
+    };
+}
+pub(crate) use rule_methods;
 
 impl<C> JwtAuthLayer<C>
 where
@@ -230,45 +277,7 @@ where
         self
     }
 
-    /// Accepts tokens for this audience (`aud`); call again for several.
-    /// Once set, `aud` is required and must name one of them.
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.rules.audiences.push(audience.into());
-        self
-    }
-
-    /// Accepts any `aud` when no audience is configured. Without this, a
-    /// token carrying `aud` is refused by a verifier that names none
-    /// (RFC 7519 §4.1.3).
-    pub fn any_audience(mut self) -> Self {
-        self.rules.any_audience = true;
-        self
-    }
-
-    /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 30 s).
-    pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.rules.leeway = leeway.as_secs();
-        self
-    }
-
-    /// Refuses tokens issued longer ago than `max_age`; `iat` becomes required.
-    pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.rules.max_age = Some(max_age.as_secs());
-        self
-    }
-
-    /// Requires a top-level claim to be present (any JSON type).
-    pub fn require_claim(mut self, name: impl Into<String>) -> Self {
-        self.rules.required.push(name.into());
-        self
-    }
-
-    /// Requires the RFC 9068 access-token profile: header `typ` must be
-    /// `at+jwt` or `application/at+jwt`, any case.
-    pub fn require_typ_at_jwt(mut self) -> Self {
-        self.rules.typ_at_jwt = true;
-        self
-    }
+    rule_methods!();
 
     /// Requires a scope on every route of this layer, found in the
     /// space-separated `scope` claim or the `scp` string/array; otherwise

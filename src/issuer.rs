@@ -113,43 +113,7 @@ impl Issuer {
         self
     }
 
-    /// Accepts this issuer's tokens for this audience (`aud`); call again
-    /// for several. Once set, `aud` is required and must name one of them.
-    pub fn audience(mut self, audience: impl Into<String>) -> Self {
-        self.rules.audiences.push(audience.into());
-        self
-    }
-
-    /// Accepts any `aud` when no audience is configured.
-    pub fn any_audience(mut self) -> Self {
-        self.rules.any_audience = true;
-        self
-    }
-
-    /// Clock-skew allowance for `exp`, `nbf` and `iat` (default 30 s).
-    pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.rules.leeway = leeway.as_secs();
-        self
-    }
-
-    /// Refuses tokens issued longer ago than `max_age`; `iat` becomes required.
-    pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.rules.max_age = Some(max_age.as_secs());
-        self
-    }
-
-    /// Requires a top-level claim to be present (any JSON type).
-    pub fn require_claim(mut self, name: impl Into<String>) -> Self {
-        self.rules.required.push(name.into());
-        self
-    }
-
-    /// Requires the RFC 9068 access-token profile of this issuer's tokens:
-    /// header `typ` must be `at+jwt` or `application/at+jwt`, any case.
-    pub fn require_typ_at_jwt(mut self) -> Self {
-        self.rules.typ_at_jwt = true;
-        self
-    }
+    crate::builder::rule_methods!();
 
     /// This issuer's keys and rules.
     fn into_verifier(self) -> Result<Verifier, Error> {
