@@ -357,6 +357,7 @@ pub(crate) fn reason_label(kind: &RejectionKind) -> &'static str {
 }
 
 /// The [`LABEL_RESULT`] value of a key fetch.
+#[cfg(feature = "metrics")]
 fn fetch_label(result: KeyFetch) -> &'static str {
     match result {
         KeyFetch::Ok => "ok",
