@@ -192,7 +192,7 @@ async fn metrics_listener_counts_logins_throttles_registrations_and_the_layer() 
     // The same token three times: verified once, then answered by the
     // protected routes' verified-token cache.
     for _ in 0..3 {
-        let me = client().get(url("/auth/me")).bearer_auth(&token);
+        let me = client().get(url("/auth/me")).bearer_auth(token);
         assert_eq!(me.send().await.unwrap().status(), StatusCode::OK);
     }
     let anonymous = client().get(url("/auth/me")).send().await.unwrap();
