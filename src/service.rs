@@ -84,8 +84,9 @@ where
     C: DeserializeOwned + Clone + Send + Sync + 'static,
 {
     /// Verifies one token outside of a request (a WebSocket message, a
-    /// job): every check of the layer except the token's location and the
-    /// revocation check.
+    /// job): every check of the layer except the token's location, the
+    /// revocation check and, for a layer accepting DPoP, the proof (there
+    /// is no request for it to name): a DPoP-bound token verifies here.
     ///
     /// # Errors
     /// The [`Rejection`] a request carrying this token would get.
