@@ -815,6 +815,49 @@ async fn a_missing_scope_is_403_in_the_dpop_scheme_after_the_proof_checks() {
     );
 }
 
+#[tokio::test]
+async fn a_route_policy_refuses_in_the_scheme_the_request_used() {
+    use tower_jwt_auth::authorize::Policy;
+    let clock = TestClock::new();
+    let auth = auth(&clock, Dpop::allowed()).build().unwrap();
+    let writers = auth.require(Policy::builder().scope("movies:write").build().unwrap());
+    let app = Router::new()
+        .route("/movies/{id}", get(movie))
+        .route_layer(writers)
+        .route_layer(auth);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = Http {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+    };
+    let key = proof_key(Algorithm::ES256);
+    let bound = token(&clock, Some(&key.jkt));
+    let proof = Proof::for_token(&key, "GET", &server.htu("/movies/1"), clock.now(), &bound);
+
+    let response = server
+        .dpop("/movies/1", &bound, &proof.signed_by(&key))
+        .await;
+    assert_eq!(response.status(), 403);
+    let dpop_scope = format!(
+        r#"DPoP realm="api", error="insufficient_scope", error_description="The access token lacks the required scope", scope="movies:write", {ALGS}"#
+    );
+    assert_eq!(
+        challenges(&response),
+        [r#"Bearer realm="api""#.to_owned(), dpop_scope]
+    );
+    // The same refusal for a Bearer request names the Bearer scheme.
+    let unbound = token(&clock, None);
+    let response = server
+        .send("GET", "/movies/1", Some(format!("Bearer {unbound}")), &[])
+        .await;
+    assert_eq!(response.status(), 403);
+    let challenges = challenges(&response);
+    assert!(challenges[0].starts_with(r#"Bearer realm="api", error="insufficient_scope""#));
+    assert_eq!(challenges[1], format!(r#"DPoP realm="api", {ALGS}"#));
+}
+
 // ---------------------------------------------------------------------
 // HTTP: server nonces
 // ---------------------------------------------------------------------
