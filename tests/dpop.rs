@@ -1539,3 +1539,72 @@ async fn the_proof_verifier_names_each_failed_check() {
         .unwrap();
     assert_eq!(verified.next_nonce(), None);
 }
+
+#[tokio::test]
+async fn proofs_of_any_shape_are_answered_without_panicking() {
+    use http::{HeaderMap, HeaderValue, Method, Uri};
+    use tower_jwt_auth::dpop::ProofVerifier;
+
+    let clock = TestClock::new();
+    let verifier = ProofVerifier::new(
+        Dpop::required()
+            .external_base("https://api.example.com")
+            .unwrap()
+            .clock(clock.source()),
+    )
+    .unwrap();
+    let key = proof_key(Algorithm::ES256);
+    let htu = "https://api.example.com/x";
+    let uri = Uri::from_static("/x");
+    let check = |proof: String| {
+        let verifier = verifier.clone();
+        let uri = uri.clone();
+        async move {
+            let mut headers = HeaderMap::new();
+            headers.insert("dpop", HeaderValue::from_str(&proof).unwrap());
+            verifier.verify(&Method::GET, &uri, &headers, None).await
+        }
+    };
+
+    // Every character of a valid proof replaced by a few others.
+    let valid = Proof::new(&key, "GET", htu, clock.now()).signed_by(&key);
+    for at in 0..valid.len() {
+        for replacement in ['A', '_', '.'] {
+            if valid.as_bytes()[at] == replacement as u8 {
+                continue;
+            }
+            let mut mutated = valid.clone();
+            mutated.replace_range(at..=at, &replacement.to_string());
+            let err = check(mutated).await.unwrap_err();
+            assert_eq!(err.error_code(), "invalid_dpop_proof", "at {at}");
+        }
+    }
+    // Signed, so that only the JSON is odd: deep nesting, odd members.
+    let deep = "[".repeat(100_000);
+    let mut odd = Vec::new();
+    let mut nested_claims = Proof::new(&key, "GET", htu, clock.now());
+    nested_claims.raw_claims = Some(format!(r#"{{"jti":"j","x":{deep}"#));
+    odd.push(nested_claims);
+    let mut nested_header = Proof::new(&key, "GET", htu, clock.now());
+    nested_header.raw_header = Some(format!(r#"{{"typ":"dpop+jwt","x":{deep}"#));
+    odd.push(nested_header);
+    let mut not_json = Proof::new(&key, "GET", htu, clock.now());
+    not_json.raw_claims = Some("\u{0}\u{ff}not json".into());
+    odd.push(not_json);
+    odd.push(Proof::new(
+        &key,
+        "GET",
+        "https://api.example.com/\u{e9}",
+        clock.now(),
+    ));
+    odd.push(Proof::new(&key, "GET", htu, clock.now()).claim("iat", json!(1e300)));
+    odd.push(Proof::new(&key, "GET", htu, clock.now()).claim("iat", json!(u64::MAX)));
+    odd.push(
+        Proof::new(&key, "GET", htu, clock.now())
+            .header("jwk", json!({"kty": "EC", "crv": "P-256", "x": 1, "y": []})),
+    );
+    for proof in odd {
+        let err = check(proof.signed_by(&key)).await.unwrap_err();
+        assert_eq!(err.error_code(), "invalid_dpop_proof");
+    }
+}

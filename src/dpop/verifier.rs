@@ -120,8 +120,10 @@ impl ProofVerifier {
                     required: config.required,
                 }),
                 algorithms: config.algorithms,
-                max_age: config.max_age.as_secs(),
-                max_skew: config.max_skew.as_secs(),
+                // Far beyond any sensible window (136 years), and far from
+                // overflowing the instants computed from it.
+                max_age: config.max_age.as_secs().min(u64::from(u32::MAX)),
+                max_skew: config.max_skew.as_secs().min(u64::from(u32::MAX)),
                 base: config.base,
                 store: config
                     .store
@@ -225,8 +227,13 @@ impl ProofVerifier {
             },
         };
         let key = replay_key(&jkt, &claims.jti);
-        let expires =
-            UNIX_EPOCH + Duration::from_secs(claims.iat.saturating_add(shared.max_age + 1));
+        // The first second the proof's `iat` is out of the window. `iat`
+        // is within the window of `now`, so this is near `now` too.
+        let expires = UNIX_EPOCH
+            .checked_add(Duration::from_secs(
+                claims.iat.saturating_add(shared.max_age).saturating_add(1),
+            ))
+            .unwrap_or(now);
         Ok(Accepted {
             proof: DpopProof {
                 jkt,
