@@ -309,6 +309,88 @@ mod tests {
     }
 
     #[test]
+    fn dpop_challenges_name_the_algorithms_and_carry_the_error_in_the_scheme_used() {
+        use super::super::{DpopChallenge, Scheme};
+        use std::sync::Arc;
+        let challenge = |required| {
+            Arc::new(DpopChallenge {
+                algs: "ES256 EdDSA".into(),
+                required,
+            })
+        };
+        let answer = |kind: RejectionKind, scheme, required: bool| {
+            let response = Rejection::from(kind)
+                .with_scheme(scheme)
+                .with_dpop_challenge(&challenge(required))
+                .to_http_response("a\"pi");
+            response
+                .headers()
+                .get_all(WWW_AUTHENTICATE)
+                .iter()
+                .map(|value| value.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let invalid = RejectionKind::InvalidToken(Reason::Expired);
+        assert_eq!(
+            answer(invalid.clone(), Scheme::Dpop, false),
+            [
+                r#"Bearer realm="api""#,
+                r#"DPoP realm="api", error="invalid_token", error_description="The access token is invalid or has expired", algs="ES256 EdDSA""#
+            ]
+        );
+        assert_eq!(
+            answer(invalid.clone(), Scheme::Bearer, false),
+            [
+                r#"Bearer realm="api", error="invalid_token", error_description="The access token is invalid or has expired""#,
+                r#"DPoP realm="api", algs="ES256 EdDSA""#
+            ]
+        );
+        assert_eq!(
+            answer(invalid, Scheme::Bearer, true),
+            [
+                r#"DPoP realm="api", error="invalid_token", error_description="The access token is invalid or has expired", algs="ES256 EdDSA""#
+            ]
+        );
+        assert_eq!(
+            answer(RejectionKind::MissingToken, Scheme::None, true),
+            [r#"DPoP realm="api", algs="ES256 EdDSA""#]
+        );
+        let proof = RejectionKind::InvalidDpopProof(Reason::ProofReplayed);
+        assert_eq!(
+            answer(proof, Scheme::Dpop, false)[1],
+            r#"DPoP realm="api", error="invalid_dpop_proof", error_description="The DPoP proof is invalid", algs="ES256 EdDSA""#
+        );
+        // Without a DPoP challenge (a layer without DPoP), a scheme changes nothing.
+        let plain = Rejection::from(RejectionKind::MissingToken).with_scheme(Scheme::Dpop);
+        assert_eq!(
+            plain.to_http_response("api").headers()[WWW_AUTHENTICATE],
+            "Bearer realm=\"api\""
+        );
+    }
+
+    #[test]
+    fn a_nonce_request_hands_out_the_nonce_over_http_and_grpc() {
+        let rejection = Rejection::from(RejectionKind::UseDpopNonce).with_dpop_nonce("n-1".into());
+        assert_eq!(rejection.dpop_nonce(), Some("n-1"));
+        let http = rejection.to_http_response("api");
+        assert_eq!(http.status(), 401);
+        assert_eq!(http.headers()[DPOP_NONCE], "n-1");
+        let body: serde_json::Value = serde_json::from_slice(http.body()).unwrap();
+        assert_eq!(body["error"], "use_dpop_nonce");
+        let grpc = rejection.to_grpc_response();
+        assert_eq!(grpc.headers()[GRPC_STATUS], "16");
+        assert_eq!(grpc.headers()[DPOP_NONCE], "n-1");
+        // A nonce that cannot be a header value is left out, not a panic.
+        let odd = Rejection::from(RejectionKind::UseDpopNonce).with_dpop_nonce("a\nb".into());
+        assert!(
+            odd.to_http_response("api")
+                .headers()
+                .get(DPOP_NONCE)
+                .is_none()
+        );
+    }
+
+    #[test]
     fn realm_cannot_break_the_header() {
         assert_eq!(
             Rejection::from(RejectionKind::MissingToken).challenge("a\"b\\c"),
