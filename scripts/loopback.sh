@@ -12,6 +12,10 @@
 # protected / open is printed per round, each from measurements seconds
 # apart on the same server. --cache (or JWT_CACHE=1) turns the
 # verified-token cache on in examples/bench_server.rs (feature cache).
+# FASTAPI_BASELINE=1 also serves the same /auth/me from the seed's stack,
+# FastAPI + PyJWT on one uvicorn worker (scripts/fastapi-baseline, installed
+# into a virtualenv under $TMPDIR from its pinned requirements), against the
+# same login service's keys, and prints /auth/me's req/s over it.
 # WRK_THREADS (1) and WRK_CONNECTIONS (32) tune the client; FEATURES picks
 # the library's signature backend (e.g. FEATURES=aws_lc_rs). Exits 1 when a
 # request failed (a broken set-up, not a slow one): the targets are
@@ -99,8 +103,40 @@ stop_server "$pid"
 # The login service: /auth/me (EdDSA, typ at+jwt, denylist) vs an open route.
 start_login_service --access-token-ttl-secs 86400
 ls_register loopback@example.com 'correct horse battery staple'
-measure "login-service /auth/me" "$ls_url/.well-known/openid-configuration" "$ls_url/auth/me" \
-  "$(ls_token loopback@example.com 'correct horse battery staple')"
+me_token="$(ls_token loopback@example.com 'correct horse battery staple')"
+measure "login-service /auth/me" "$ls_url/.well-known/openid-configuration" "$ls_url/auth/me" "$me_token"
+
+# The seed's stack on the same token and keys, measured right after.
+if [[ -n "${FASTAPI_BASELINE:-}" ]]; then
+  venv="${TMPDIR:-/tmp}/tower-jwt-auth-fastapi-venv"
+  if [[ ! -x "$venv/bin/uvicorn" ]]; then
+    echo "== installing FastAPI + PyJWT into $venv" >&2
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q -r "$root/scripts/fastapi-baseline/requirements.txt" >&2 \
+      || die "could not install the FastAPI baseline"
+  fi
+  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  start_server fastapi 'Uvicorn running on http://([0-9.]+:[0-9]+)' \
+    env JWKS_URL="$ls_url/.well-known/jwks.json" ISSUER=http://login.load-test \
+    AUDIENCE=login-service \
+    DENYLIST_DB="$work/fastapi-denylist.db" \
+    "$venv/bin/uvicorn" --app-dir "$root/scripts/fastapi-baseline" app:app \
+    --host 127.0.0.1 --port "$port" --workers 1 --log-level info --no-access-log
+  fastapi_pid="$server_pid"
+  fastapi_url="http://$server_addr"
+  run_wrk '' -t1 -c8 -d2s -H "Authorization: Bearer $me_token" "$fastapi_url/auth/me" >/dev/null
+  for ((round = 1; round <= rounds; round++)); do
+    f="$(run_wrk '' -t"$threads" -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $me_token" "$fastapi_url/auth/me")"
+    m="$(run_wrk '' -t"$threads" -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $me_token" "$ls_url/auth/me")"
+    bad=$(( $(errors "$f") + $(errors "$m") ))
+    failures=$((failures + bad))
+    fastapi_ratios+=("$(ratio "$(field "$m" rps)" "$(field "$f" rps)")")
+    printf '%-22s round %d: FastAPI+PyJWT %7.0f req/s (p99 %6d us)  login service %9.0f req/s (p99 %6d us)  ratio %s  errors %d\n' \
+      "/auth/me vs seed" "$round" "$(field "$f" rps)" "$(field "$f" p99_us)" \
+      "$(field "$m" rps)" "$(field "$m" p99_us)" "${fastapi_ratios[-1]}" "$bad"
+  done
+  summary+=("$(printf '%-22s %s  (login service / FastAPI + PyJWT; target >= 50)' "/auth/me vs seed" "${fastapi_ratios[*]}")")
+  stop_server "$fastapi_pid"
+fi
 stop_server "$ls_pid"
 
 echo

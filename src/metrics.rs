@@ -185,6 +185,7 @@ enum Token {
 }
 
 /// How a key set fetch ended.
+#[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum KeyFetch {
     /// A key set was fetched and parsed.
@@ -258,6 +259,7 @@ fn refused(kind: &RejectionKind) {
 }
 
 /// A key set fetch ended with `result`.
+#[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
 #[inline]
 pub(crate) fn key_fetch(result: KeyFetch) {
     #[cfg(feature = "metrics")]
@@ -268,6 +270,7 @@ pub(crate) fn key_fetch(result: KeyFetch) {
 
 /// The time since the key set was last fetched successfully (set it after
 /// each fetch, failed ones included, so the gauge grows while fetches fail).
+#[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
 #[inline]
 pub(crate) fn keys_age(age: Duration) {
     #[cfg(feature = "metrics")]
@@ -277,6 +280,7 @@ pub(crate) fn keys_age(age: Duration) {
 }
 
 /// A token found in the verified-token cache.
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
 #[inline]
 pub(crate) fn cache_hit() {
     #[cfg(feature = "metrics")]
@@ -287,6 +291,7 @@ pub(crate) fn cache_hit() {
 }
 
 /// A token the verified-token cache did not hold.
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
 #[inline]
 pub(crate) fn cache_miss() {
     #[cfg(feature = "metrics")]
@@ -298,6 +303,7 @@ pub(crate) fn cache_miss() {
 
 /// `entries` dropped by the verified-token cache to stay within bounds
 /// (expired entries it drops are not evictions).
+#[cfg_attr(not(feature = "cache"), allow(dead_code))]
 #[inline]
 pub(crate) fn cache_evicted(entries: usize) {
     #[cfg(feature = "metrics")]
@@ -392,6 +398,8 @@ pub(crate) fn reason_label(kind: &RejectionKind) -> &'static str {
 }
 
 /// The [`LABEL_RESULT`] value of a key fetch.
+#[cfg(feature = "metrics")]
+#[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
 fn fetch_label(result: KeyFetch) -> &'static str {
     match result {
         KeyFetch::Ok => "ok",

@@ -75,6 +75,10 @@ pub(crate) struct Inner {
     /// Peers whose `Forwarded`/`X-Forwarded-For` name the client.
     trusted_proxies: Arc<[IpNet]>,
     devices: devices::DeviceCookies,
+    /// Verified access tokens, shared by the protected routes' layers: a
+    /// token presented again skips its signature check (revocation and
+    /// scopes are still checked on every request).
+    token_cache: tower_jwt_auth::cache::TokenCache,
 }
 
 impl Inner {
@@ -169,6 +173,7 @@ impl App {
             devices,
             keys,
             store,
+            token_cache: tower_jwt_auth::cache::TokenCache::new(),
         }));
         let (router, openapi) = routes::router(&config, &state)?;
         maintenance::spawn(Arc::downgrade(&state.0), config.key_reload_interval);

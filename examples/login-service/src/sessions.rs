@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 use crate::keys::Keys;
 use crate::revocation::Revocations;
-use crate::store::{Rotation, Store, now, secs};
+use crate::store::{LoginRelease, Rotation, Store, now, secs};
 
 /// The claims of an access token (RFC 9068), as issued and as `/auth/me`
 /// returns them.
@@ -121,7 +121,11 @@ impl Sessions {
     }
 
     /// Starts a new family (a login) and returns its first token pair.
-    pub async fn start(&self, subject: &Subject) -> Result<TokenResponse, ApiError> {
+    pub async fn start(
+        &self,
+        subject: &Subject,
+        release: Option<&LoginRelease>,
+    ) -> Result<TokenResponse, ApiError> {
         let family = uuid::Uuid::new_v4().to_string();
         let refresh_token = new_refresh_token();
         let now = now();
@@ -133,6 +137,7 @@ impl Sessions {
                 &hash_token(&refresh_token),
                 now,
                 expires_at,
+                release,
             )
             .await?;
         self.pair(subject, &family, refresh_token)

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use crate::config::ThrottleConfig;
-use crate::store::{Limit, Store, now, secs};
+use crate::store::{Limit, LoginRelease, Store, now, secs};
 
 /// The throttling policy: which counters an attempt touches and their
 /// limits. The counting itself is [`Store::reserve_throttle_counters`].
@@ -113,22 +113,29 @@ impl Throttle {
         self.reserve(&[(&key, self.registrations())]).await
     }
 
-    /// A successful login. An untrusted client clears the account's counter
-    /// (the owner is back) but only gives its own reservation back to the
-    /// address: clearing the address would let an attacker with one valid
-    /// account reset it between guesses at others. A device gives its
-    /// reservation back; its earlier failures stay counted for the window.
-    pub async fn succeeded(&self, keys: &LoginKeys) -> Result<(), sqlx::Error> {
+    /// What a successful login gives back, for the store to write in the
+    /// transaction that starts its session. An untrusted client clears
+    /// the account's counter (the owner is back) but only gives its own
+    /// reservation back to the address: clearing the address would let an
+    /// attacker with one valid account reset it between guesses at others.
+    /// A device gives its reservation back; its earlier failures stay
+    /// counted for the window.
+    pub fn succeeded(&self, keys: &LoginKeys) -> LoginRelease {
         match keys {
-            LoginKeys::Untrusted { account, address } => {
-                self.store.clear_throttle_counter(account).await?;
-                self.release(address, self.failures(self.config.address_failures))
-                    .await
-            }
-            LoginKeys::Device { device } => {
-                self.release(device, self.failures(self.config.device_failures))
-                    .await
-            }
+            LoginKeys::Untrusted { account, address } => LoginRelease {
+                clear: Some(account.clone()),
+                release: (
+                    address.clone(),
+                    self.failures(self.config.address_failures).allowed,
+                ),
+            },
+            LoginKeys::Device { device } => LoginRelease {
+                clear: None,
+                release: (
+                    device.clone(),
+                    self.failures(self.config.device_failures).allowed,
+                ),
+            },
         }
     }
 
@@ -174,14 +181,6 @@ impl Throttle {
             }
         }
         Ok(u64::try_from(until - now).unwrap_or(0).max(1))
-    }
-
-    /// Gives one reservation back; if that brings the count under the limit
-    /// the lock this reservation started is lifted with it.
-    async fn release(&self, key: &str, limit: Limit) -> Result<(), sqlx::Error> {
-        self.store
-            .release_throttle_reservation(key, limit.allowed)
-            .await
     }
 
     /// Drops counters nobody has touched for a window, so the table stays

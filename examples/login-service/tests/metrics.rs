@@ -189,8 +189,12 @@ async fn metrics_listener_counts_logins_throttles_registrations_and_the_layer() 
     let throttled = post(url("/auth/login"), wrong).await;
     assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
 
-    let me = client().get(url("/auth/me")).bearer_auth(token);
-    assert_eq!(me.send().await.unwrap().status(), StatusCode::OK);
+    // The same token three times: verified once, then answered by the
+    // protected routes' verified-token cache.
+    for _ in 0..3 {
+        let me = client().get(url("/auth/me")).bearer_auth(&token);
+        assert_eq!(me.send().await.unwrap().status(), StatusCode::OK);
+    }
     let anonymous = client().get(url("/auth/me")).send().await.unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 
@@ -241,8 +245,10 @@ async fn metrics_listener_counts_logins_throttles_registrations_and_the_layer() 
     assert!(value("login_service_password_hash_permits") >= 2.0);
     assert_eq!(
         value(r#"tower_jwt_auth_requests_allowed_total{token="verified"}"#),
-        1.0
+        3.0
     );
+    assert_eq!(value("tower_jwt_auth_token_cache_misses_total"), 1.0);
+    assert_eq!(value("tower_jwt_auth_token_cache_hits_total"), 2.0);
     assert_eq!(
         value(
             r#"tower_jwt_auth_requests_refused_total{kind="missing_token",reason="missing_token"}"#

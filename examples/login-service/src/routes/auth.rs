@@ -179,8 +179,9 @@ pub async fn login(
 
     match subject {
         Some(subject) if verified => {
-            state.throttle.succeeded(&counters).await?;
-            let tokens = state.sessions.start(&subject).await?;
+            // The throttle's release and the new session: one commit.
+            let release = state.throttle.succeeded(&counters);
+            let tokens = state.sessions.start(&subject, Some(&release)).await?;
             tracing::info!(user = %subject.id, "login succeeded");
             metrics::login_succeeded();
             let mut response = no_store(tokens);

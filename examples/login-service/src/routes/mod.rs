@@ -87,7 +87,8 @@ fn auth_layer(
         .require_typ_at_jwt()
         .realm("login-service")
         // Answered from the in-memory mirror: no query per request.
-        .revocation(state.revocations.mirror());
+        .revocation(state.revocations.mirror())
+        .cache(state.token_cache.clone());
     match scope {
         Some(scope) => builder.require_scope(scope),
         None => builder,

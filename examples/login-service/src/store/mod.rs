@@ -25,7 +25,7 @@ use sqlx::any::AnyPoolOptions;
 pub use denylist::RevokedRows;
 pub use sessions::Rotation;
 pub use signing_keys::{KeyActivation, StoredKey};
-pub use throttle::Limit;
+pub use throttle::{Limit, LoginRelease};
 pub use users::NewUser;
 
 pub type Pool = AnyPool;

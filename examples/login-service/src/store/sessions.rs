@@ -3,7 +3,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::Store;
+use super::{LoginRelease, Store};
 use crate::sessions::Subject;
 
 /// What presenting a refresh token did.
@@ -122,7 +122,9 @@ async fn load_subject(
 
 impl Store {
     /// Starts a family for `user_id` with its first token, in one
-    /// transaction.
+    /// transaction, together with what the login gives back to the
+    /// throttle (`release`), so that a successful login commits once
+    /// after its hash.
     pub async fn start_session(
         &self,
         family: &str,
@@ -130,8 +132,12 @@ impl Store {
         token_hash: &str,
         now: i64,
         expires_at: i64,
+        release: Option<&LoginRelease>,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        if let Some(release) = release {
+            release.apply(&mut tx).await?;
+        }
         sqlx::query("INSERT INTO refresh_families (id, user_id, created_at) VALUES ($1, $2, $3)")
             .bind(family)
             .bind(user_id)

@@ -9,6 +9,46 @@
 use sqlx::Row;
 
 use super::Store;
+use sqlx::AnyConnection;
+
+/// What a successful login gives back to the throttle, written in the
+/// same transaction as the session it starts (`Store::start_session`):
+/// one commit, not three, per login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRelease {
+    /// A counter deleted outright (the account's, when its owner is back).
+    pub clear: Option<String>,
+    /// A counter given one reservation back, and the limit under which
+    /// the lock that reservation started is lifted with it.
+    pub release: (String, i64),
+}
+
+impl LoginRelease {
+    /// Applies the release on `conn` (inside the caller's transaction).
+    pub(crate) async fn apply(&self, conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+        if let Some(key) = &self.clear {
+            sqlx::query("DELETE FROM login_throttle WHERE throttle_key = $1")
+                .bind(key)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let (key, allowed) = &self.release;
+        // One counted attempt back; if that brings the count under
+        // `allowed`, the lock it started is lifted with it.
+        sqlx::query(
+            "UPDATE login_throttle SET \
+                 failures = failures - 1, \
+                 blocked_until = CASE WHEN failures - 1 < $2 THEN 0 ELSE blocked_until END, \
+                 lockout_secs = CASE WHEN failures - 1 < $2 THEN 0 ELSE lockout_secs END \
+             WHERE throttle_key = $1 AND failures > 0",
+        )
+        .bind(key)
+        .bind(*allowed)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
 
 /// How many attempts one counter allows and how it locks, in seconds.
 #[derive(Debug, Clone, Copy)]
@@ -61,14 +101,6 @@ impl Store {
     }
 
     /// Forgets the counter.
-    pub async fn clear_throttle_counter(&self, key: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM login_throttle WHERE throttle_key = $1")
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Makes a lock the counter is under run for its full length from `now`.
     pub async fn restart_throttle_lock(&self, key: &str, now: i64) -> Result<(), sqlx::Error> {
         sqlx::query(
@@ -77,27 +109,6 @@ impl Store {
         )
         .bind(key)
         .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Gives one counted attempt back; if that brings the count under
-    /// `allowed`, the lock it started is lifted with it.
-    pub async fn release_throttle_reservation(
-        &self,
-        key: &str,
-        allowed: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE login_throttle SET \
-                 failures = failures - 1, \
-                 blocked_until = CASE WHEN failures - 1 < $2 THEN 0 ELSE blocked_until END, \
-                 lockout_secs = CASE WHEN failures - 1 < $2 THEN 0 ELSE lockout_secs END \
-             WHERE throttle_key = $1 AND failures > 0",
-        )
-        .bind(key)
-        .bind(allowed)
         .execute(&self.pool)
         .await?;
         Ok(())
