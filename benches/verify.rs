@@ -28,6 +28,14 @@
 //! holding 10 000 revocations (answered synchronously, no future), and with
 //! the same store behind a future the layer must box and poll.
 //!
+//! `dpop/…` (feature `dpop`): one layer accepting both schemes
+//! (`Dpop::allowed()`, an in-memory replay store, external base set), and
+//! per token algorithm (HS256, ES256): `dpop/bearer/ALG`, an unbound token
+//! sent as Bearer, and `dpop/proof/ALG+ES256`, a bound token sent as DPoP
+//! with a fresh ES256 proof (every check, the replay record included);
+//! `dpop/off/ALG` is the Bearer request through a layer without DPoP.
+//! Each proof is signed outside the timed routine.
+//!
 //! Requests are built outside the timed routine. Run with
 //! `cargo bench --bench verify`; BENCHMARKS.md explains the ratios.
 
@@ -387,5 +395,121 @@ fn revocation(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench, scaling, issuers, source, revocation);
+/// A Bearer request against a DPoP request through the same layer.
+#[cfg(feature = "dpop")]
+fn dpop(c: &mut Criterion) {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use tower_jwt_auth::dpop::{Dpop, access_token_hash, thumbprint};
+
+    const BASE: &str = "https://api.example.com";
+    let proof_pem = fixture("ec_private.pem");
+    let proof_key = SigningKey::from_pem(Algorithm::ES256, "proof", &proof_pem).unwrap();
+    let mut jwk = proof_key.public_jwk().unwrap().clone();
+    for member in ["kid", "use", "alg"] {
+        jwk.as_object_mut().unwrap().remove(member);
+    }
+    let jkt = thumbprint(&jwk).unwrap();
+    let encoding = jsonwebtoken::EncodingKey::from_ec_pem(&proof_pem).unwrap();
+    let header = URL_SAFE_NO_PAD
+        .encode(serde_json::json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": jwk }).to_string());
+    let mut jti = 0u64;
+    let mut proof = move |token: &str| {
+        jti += 1;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = serde_json::json!({
+            "jti": format!("bench-{jti}"), "htm": "GET", "htu": format!("{BASE}/movies"),
+            "iat": now, "ath": access_token_hash(token),
+        });
+        let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let signature =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &encoding, jsonwebtoken::Algorithm::ES256)
+                .unwrap();
+        format!("{input}.{signature}")
+    };
+    let dpop_request = |token: &str, proof: String| {
+        Request::builder()
+            .uri("/movies")
+            .header("authorization", format!("DPoP {token}"))
+            .header("dpop", proof)
+            .body(())
+            .unwrap()
+    };
+
+    for alg in [Algorithm::HS256, Algorithm::ES256] {
+        let case = case(alg);
+        let name = format!("{:?}", case.alg);
+        let signing = match alg {
+            Algorithm::HS256 => SigningKey::hmac(alg, "k", SECRET).unwrap(),
+            _ => SigningKey::from_pem(alg, "k", &fixture("ec_private.pem")).unwrap(),
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        // The same 11 claims as the other rows, and `cnf.jkt` for DPoP.
+        let claims = serde_json::json!({
+            "iss": ISSUER, "sub": "5f2b8c1e-3d4a-4b6c-9e7f-1a2b3c4d5e6f", "aud": AUDIENCE,
+            "exp": now + 3600, "iat": now, "nbf": now, "jti": "0b7c7b5e-6a0e-4d5f-8d9c-2f1e3a4b5c6d",
+            "email": "ada@example.com", "name": "Ada Lovelace",
+            "scope": "movies:read movies:write", "roles": ["admin", "editor"],
+        });
+        let mut bound_claims = claims.clone();
+        bound_claims["cnf"] = serde_json::json!({ "jkt": jkt });
+        let bound = signing.sign(&bound_claims).unwrap();
+        let builder = || {
+            JwtAuthLayer::<Claims>::builder()
+                .key(case.verifying.clone())
+                .issuer(ISSUER)
+                .audience(AUDIENCE)
+        };
+        let off = builder().build().unwrap();
+        let layer = builder()
+            .dpop(Dpop::allowed().external_base(BASE).unwrap())
+            .build()
+            .unwrap();
+
+        let mut without = ServiceBuilder::new().layer(off).service(service_fn(echo));
+        assert_eq!(
+            run(without.call(request(&case.token))).unwrap().status(),
+            200
+        );
+        c.bench_function(&format!("dpop/off/{name}"), |b| {
+            b.iter_batched(
+                || request(&case.token),
+                |req| run(without.call(req)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        let mut protected = ServiceBuilder::new().layer(layer).service(service_fn(echo));
+        assert_eq!(
+            run(protected.call(request(&case.token))).unwrap().status(),
+            200
+        );
+        c.bench_function(&format!("dpop/bearer/{name}"), |b| {
+            b.iter_batched(
+                || request(&case.token),
+                |req| run(protected.call(req)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        let first = dpop_request(&bound, proof(&bound));
+        assert_eq!(run(protected.call(first)).unwrap().status(), 200);
+        c.bench_function(&format!("dpop/proof/{name}+ES256"), |b| {
+            b.iter_batched(
+                || dpop_request(&bound, proof(&bound)),
+                |req| run(protected.call(req)).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+}
+
+#[cfg(not(feature = "dpop"))]
+fn dpop(_: &mut Criterion) {}
+
+criterion_group!(benches, bench, scaling, issuers, source, revocation, dpop);
 criterion_main!(benches);

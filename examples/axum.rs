@@ -29,6 +29,14 @@
 //! fetches and why a token was refused.
 //! `REDIS_URL` (built with `--features redis`) also refuses tokens revoked
 //! through Redis, such as the login service's logouts.
+//!
+//! `DPOP=allowed` or `DPOP=required` (built with `--features dpop`) accepts
+//! DPoP-bound tokens (RFC 9449): `Authorization: DPoP <token>` with a
+//! `DPoP` proof header. `DPOP_EXTERNAL_BASE` is the URL clients reach the
+//! service at (`http://127.0.0.1:3001`; without it, the request's `Host`);
+//! with `REDIS_URL` too, proofs are remembered in Redis (under
+//! `DPOP_REDIS_PREFIX`, default `tower-jwt-auth:dpop`), so that several
+//! instances refuse each other's replays.
 
 use std::env::{self, VarError};
 use std::process::ExitCode;
@@ -137,7 +145,38 @@ fn auth_layer() -> Result<JwtAuthLayer<Value>, Error> {
         Some(_) => return Err("REDIS_URL needs the `redis` feature".into()),
         None => builder,
     };
+    let builder = match var("DPOP")?.as_deref() {
+        None => builder,
+        #[cfg(feature = "dpop")]
+        Some(mode) => builder.dpop(dpop(mode)?),
+        #[cfg(not(feature = "dpop"))]
+        Some(_) => return Err("DPOP needs the `dpop` feature".into()),
+    };
     Ok(builder.build()?)
+}
+
+/// DPoP settings from `DPOP`, `DPOP_EXTERNAL_BASE` and `REDIS_URL`.
+#[cfg(feature = "dpop")]
+fn dpop(mode: &str) -> Result<tower_jwt_auth::dpop::Dpop, Error> {
+    use tower_jwt_auth::dpop::Dpop;
+    let dpop = match mode {
+        "allowed" => Dpop::allowed(),
+        "required" => Dpop::required(),
+        other => return Err(format!("DPOP is {other:?}: allowed or required").into()),
+    };
+    let dpop = match var("DPOP_EXTERNAL_BASE")? {
+        Some(base) => dpop.external_base(&base)?,
+        None => dpop,
+    };
+    Ok(match var("REDIS_URL")? {
+        #[cfg(feature = "redis")]
+        Some(url) => dpop.replay_store(tower_jwt_auth::dpop::RedisReplayStore::with_key_prefix(
+            &url,
+            &var("DPOP_REDIS_PREFIX")?
+                .unwrap_or_else(|| tower_jwt_auth::dpop::DEFAULT_REPLAY_KEY_PREFIX.into()),
+        )?),
+        _ => dpop,
+    })
 }
 
 /// Waits a little for keys fetched from the network, so that the first

@@ -175,6 +175,111 @@ impl SigningKey {
     }
 }
 
+/// DPoP proofs signed by an asymmetric key (features `issue` and `dpop`):
+/// what a client sends, and what tests of DPoP-protected services need.
+#[cfg(feature = "dpop")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
+impl SigningKey {
+    /// The RFC 7638 thumbprint of this key's public JWK: the `cnf.jkt` of
+    /// tokens bound to it. `None` for HMAC secrets.
+    pub fn jwk_thumbprint(&self) -> Option<String> {
+        crate::dpop::thumbprint(self.public_jwk.as_ref()?).ok()
+    }
+
+    /// A DPoP proof (RFC 9449 §4.2) for one request: header `typ:
+    /// dpop+jwt`, this key's `alg` and public `jwk`; claims a fresh random
+    /// `jti`, `htm`, `htu`, `iat` (now), `ath` for `access_token` and
+    /// `nonce` when given.
+    ///
+    /// # Errors
+    /// [`Error::Signing`] for an HMAC secret (proofs need a public key) or
+    /// when the backend fails.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_jwt_auth::Algorithm;
+    /// use tower_jwt_auth::issue::SigningKey;
+    ///
+    /// # let pem = std::fs::read(format!("{}/tests/fixtures/ec_private.pem", std::env::var("CARGO_MANIFEST_DIR")?))?;
+    /// let key = SigningKey::from_pem(Algorithm::ES256, "client", &pem)?;
+    /// let proof = key.dpop_proof("GET", "https://api.example.com/movies", Some("the.access.token"), None)?;
+    /// assert_eq!(proof.split('.').count(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn dpop_proof(
+        &self,
+        htm: &str,
+        htu: &str,
+        access_token: Option<&str>,
+        nonce: Option<&str>,
+    ) -> Result<String, Error> {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let public = self
+            .public_jwk
+            .as_ref()
+            .ok_or_else(|| Error::Signing("DPoP proofs need an asymmetric key".into()))?;
+        // The members the key needs: the `kid`, `use` and `alg` of the
+        // published JWK say nothing a proof needs.
+        let jwk: serde_json::Map<String, serde_json::Value> = public
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(name, _)| !matches!(name.as_str(), "kid" | "use" | "alg"))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let header = serde_json::json!({ "typ": "dpop+jwt", "alg": self.alg.name(), "jwk": jwk });
+        let iat = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut claims = serde_json::json!({
+            "jti": random_jti(), "htm": htm, "htu": htu, "iat": iat,
+        });
+        if let Some(token) = access_token {
+            claims["ath"] = crate::dpop::access_token_hash(token).into();
+        }
+        if let Some(nonce) = nonce {
+            claims["nonce"] = nonce.into();
+        }
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        ensure_default_installed();
+        let signature =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &self.key, self.alg.to_jsonwebtoken())
+                .map_err(signing)?;
+        Ok(format!("{input}.{signature}"))
+    }
+}
+
+/// 128 bits no other proof of this process (or, with overwhelming
+/// probability, of any other) uses: SipHash under the process's random
+/// keys of a counter and the time. Unique, not secret, which is all a
+/// `jti` must be.
+#[cfg(feature = "dpop")]
+fn random_jti() -> String {
+    use base64::Engine;
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static KEYS: std::sync::OnceLock<(
+        std::collections::hash_map::RandomState,
+        std::collections::hash_map::RandomState,
+    )> = std::sync::OnceLock::new();
+    let (a, b) = KEYS.get_or_init(Default::default);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let input = (COUNTER.fetch_add(1, Ordering::Relaxed), nanos);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.hash_one(input).to_be_bytes());
+    bytes[8..].copy_from_slice(&b.hash_one(input).to_be_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// A JWK set document (`{"keys": [...]}`) of the public keys among `keys`.
 pub fn jwk_set<'a>(keys: impl IntoIterator<Item = &'a SigningKey>) -> serde_json::Value {
     let keys: Vec<_> = keys
@@ -219,6 +324,40 @@ mod tests {
         assert_eq!(jwk["alg"], "EdDSA");
         assert_eq!(jwk["use"], "sig");
         assert!(jwk.get("d").is_none(), "no private material");
+    }
+
+    #[cfg(feature = "dpop")]
+    #[tokio::test]
+    async fn dpop_proofs_pass_the_verifier() {
+        use crate::dpop::{Dpop, ProofVerifier};
+        let ec = SigningKey::from_pem(Algorithm::ES256, "ec", EC_PRIVATE.as_bytes()).unwrap();
+        let ed = SigningKey::from_pem(Algorithm::EdDSA, "ed", ED_PRIVATE.as_bytes()).unwrap();
+        let verifier =
+            ProofVerifier::new(Dpop::required().external_base("https://a.example").unwrap())
+                .unwrap();
+        let uri = http::Uri::from_static("/token");
+        for key in [&ec, &ed] {
+            for (token, nonce) in [(None, None), (Some("a.b.c"), Some("n"))] {
+                let proof = key
+                    .dpop_proof("POST", "https://a.example/token", token, nonce)
+                    .unwrap();
+                let mut headers = http::HeaderMap::new();
+                headers.insert("dpop", proof.parse().unwrap());
+                let verified = verifier
+                    .verify(&http::Method::POST, &uri, &headers, token)
+                    .await
+                    .unwrap();
+                assert_eq!(Some(verified.jkt), key.jwk_thumbprint());
+                assert_eq!(verified.jti.len(), 22);
+            }
+        }
+        let hs = SigningKey::hmac(Algorithm::HS256, "hs", &[7; 32]).unwrap();
+        assert!(
+            hs.dpop_proof("GET", "https://a.example/", None, None)
+                .is_err()
+        );
+        assert_eq!(hs.jwk_thumbprint(), None);
+        assert_ne!(random_jti(), random_jti());
     }
 
     #[test]

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use tower_jwt_auth::Algorithm;
 use tower_jwt_auth::issue::SigningKey;
 
+#[cfg(feature = "dpop")]
+pub mod dpop;
+
 pub const SECRET: &[u8] = b"integration-test-secret-0123456789abcdef";
 pub const ISSUER: &str = "https://issuer.test";
 pub const AUDIENCE: &str = "movies-api";
