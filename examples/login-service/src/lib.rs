@@ -21,6 +21,7 @@ mod cli;
 mod client_ip;
 pub mod config;
 mod devices;
+mod dpop;
 mod error;
 pub mod kek;
 pub mod keys;
@@ -48,7 +49,7 @@ pub use error::ErrorBody;
 pub use ipnet::IpNet;
 pub use metrics::Metrics;
 pub use passwords::{HashLoad, Hasher};
-pub use sessions::{AccessClaims, TokenResponse};
+pub use sessions::{AccessClaims, Confirmation, TokenResponse};
 
 /// Errors from building or serving the app.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -75,6 +76,8 @@ pub(crate) struct Inner {
     /// Peers whose `Forwarded`/`X-Forwarded-For` name the client.
     trusted_proxies: Arc<[IpNet]>,
     devices: devices::DeviceCookies,
+    /// DPoP proofs: the token endpoints' verifier and the layers' settings.
+    dpop: dpop::DpopSettings,
 }
 
 impl Inner {
@@ -152,6 +155,7 @@ impl App {
             config.throttle.device_cookie_ttl,
         )
         .await?;
+        let dpop = dpop::DpopSettings::new(&config)?;
         let revocations = Arc::new(revocation::Revocations::start(&config, store.clone()).await?);
         revocation::Revocations::spawn_feed(Arc::downgrade(&revocations));
         let state = AppState(Arc::new(Inner {
@@ -167,6 +171,7 @@ impl App {
             issuer: config.issuer.as_str().into(),
             trusted_proxies: config.trusted_proxies.as_slice().into(),
             devices,
+            dpop,
             keys,
             store,
         }));
