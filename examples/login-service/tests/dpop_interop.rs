@@ -83,7 +83,7 @@ fn challenge(call: &Value) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs node and `npm ci --prefix tests/oidc-provider` (.ci/run does both)"]
-async fn a_third_party_dpop_client_logs_in_and_calls_protected_routes() {
+async fn npm_dpop_client_logs_in_and_calls_protected_routes() {
     let db = TestDb::new(Backend::Sqlite).await;
     let svc = Service::start(&db).await;
     svc.register("node@example.com", PASSWORD).await;
