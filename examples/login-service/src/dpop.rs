@@ -17,7 +17,9 @@
 
 use axum::http::{HeaderMap, Method, Uri};
 use tower_jwt_auth::Algorithm;
-use tower_jwt_auth::dpop::{Dpop, DpopError, DpopProof, ProofVerifier};
+use tower_jwt_auth::dpop::{
+    Dpop, DpopError, DpopProof, MemoryReplayStore, ProofVerifier, RedisReplayStore,
+};
 
 use crate::BoxError;
 use crate::config::Config;
@@ -49,21 +51,27 @@ impl std::fmt::Debug for DpopSettings {
 
 impl DpopSettings {
     /// Proofs for `config.issuer`, their `jti` recorded in Redis when
-    /// `config.redis_url` is set (under `config.redis_key_prefix`), else in
-    /// memory.
+    /// `config.redis_url` is set (under `config.redis_key_prefix` +
+    /// `:dpop`), else in this process's memory. Either way one store, which
+    /// every clone of the settings (each layer, the verifier) shares: a
+    /// proof accepted at login is not accepted again at `/auth/me`.
     ///
     /// # Errors
     /// When the issuer is not an absolute http(s) URL or the Redis URL is
     /// invalid.
     pub fn new(config: &Config) -> Result<Self, BoxError> {
-        let mut dpop = Dpop::allowed()
+        let dpop = Dpop::allowed()
             .algorithms(ALGORITHMS)
             .external_base(&config.issuer)?;
-        if let Some(url) = &config.redis_url {
-            dpop = dpop.replay_store(replay_store(url, &config.redis_key_prefix)?);
-        }
+        let dpop = match &config.redis_url {
+            Some(url) => dpop.replay_store(RedisReplayStore::with_key_prefix(
+                url,
+                &format!("{}:dpop", config.redis_key_prefix),
+            )?),
+            None => dpop.replay_store(MemoryReplayStore::new()),
+        };
         Ok(Self {
-            verifier: ProofVerifier::new(dpop.clone()),
+            verifier: ProofVerifier::new(dpop.clone())?,
             config: dpop,
         })
     }
@@ -94,26 +102,22 @@ impl DpopSettings {
     }
 }
 
-/// The token endpoint's answer to a refused proof (RFC 9449 §5, §8).
+/// The token endpoint's answer to a refused proof (RFC 9449 §5, §8): 400
+/// `invalid_dpop_proof` (or `use_dpop_nonce` with a `DPoP-Nonce`), or 503
+/// when the replay store cannot answer, which fails closed.
 fn refused(error: &DpopError) -> ApiError {
+    if error.is_unavailable() {
+        tracing::warn!("DPoP replay store unavailable");
+        return ApiError::unavailable(error.error_code(), error.description());
+    }
+    tracing::info!(reason = ?error.reason(), "DPoP proof refused");
     let answer = ApiError::new(
         axum::http::StatusCode::BAD_REQUEST,
         error.error_code(),
-        error.description().to_owned(),
+        error.description(),
     );
     match error.fresh_nonce() {
         Some(nonce) => answer.with_dpop_nonce(nonce),
         None => answer,
     }
-}
-
-fn replay_store(
-    url: &str,
-    prefix: &str,
-) -> Result<tower_jwt_auth::dpop::RedisReplayStore, BoxError> {
-    let client = redis::Client::open(url)?;
-    Ok(tower_jwt_auth::dpop::RedisReplayStore::new(
-        client,
-        format!("{prefix}dpop:"),
-    ))
 }

@@ -94,6 +94,14 @@ impl ApiError {
         }
     }
 
+    /// A dependency cannot answer now: 503 with `Retry-After`.
+    pub fn unavailable(code: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, description)
+        }
+    }
+
     /// A DPoP proof at the token endpoints (login, refresh) was refused
     /// (RFC 9449 §5): 400 `invalid_dpop_proof`.
     pub fn invalid_dpop_proof(description: impl Into<String>) -> Self {

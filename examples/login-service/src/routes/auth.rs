@@ -153,7 +153,7 @@ pub async fn register(
         (status = 422, description = "Missing field", body = ErrorBody),
         (status = 429, description = "Too many failed attempts for this account (untrusted clients), this device cookie or this client address", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        (status = 503, description = "Database, or the DPoP replay store (Redis) of a request with a proof, unavailable", body = ErrorBody),
     )
 )]
 pub async fn login(
@@ -237,7 +237,7 @@ pub async fn login(
         TokenEndpointRejections,
         (status = 401, description = "Refresh token invalid, expired, reused or revoked", body = ErrorBody),
         (status = 422, description = "Missing field", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        (status = 503, description = "Database, or the DPoP replay store (Redis) of a request with a proof, unavailable", body = ErrorBody),
     )
 )]
 pub async fn refresh(
@@ -266,7 +266,7 @@ pub async fn refresh(
     responses(
         (status = 204, description = "Logged out"),
         BearerRejection,
-        (status = 503, description = "Revocation store unavailable", body = ErrorBody),
+        (status = 503, description = "Revocation store, or the DPoP replay store of a DPoP request, unavailable", body = ErrorBody),
     )
 )]
 pub async fn logout(
@@ -289,7 +289,7 @@ pub async fn logout(
     responses(
         (status = 204, description = "Every session ended; every access token issued so far refused"),
         BearerRejection,
-        (status = 503, description = "Database or revocation store unavailable", body = ErrorBody),
+        (status = 503, description = "Database, revocation store or DPoP replay store unavailable", body = ErrorBody),
     )
 )]
 pub async fn logout_all(
@@ -310,7 +310,7 @@ pub async fn logout_all(
     responses(
         (status = 200, description = "The caller's claims", body = AccessClaims),
         BearerRejection,
-        (status = 503, description = "Revocation store unavailable", body = ErrorBody),
+        (status = 503, description = "Revocation store, or the DPoP replay store of a DPoP request, unavailable", body = ErrorBody),
     )
 )]
 pub async fn me(Claims(claims): Claims<AccessClaims>) -> Json<AccessClaims> {
