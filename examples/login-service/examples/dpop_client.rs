@@ -217,10 +217,13 @@ pub async fn walkthrough(
         .send()
         .await?;
     let replay_status = replay.status().as_u16();
+    // The protected routes offer both schemes: one challenge each.
     let replay_challenge = replay
         .headers()
-        .get("www-authenticate")
-        .and_then(|v| v.to_str().ok())
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|challenge| challenge.starts_with("DPoP"))
         .unwrap_or_default()
         .to_owned();
     writeln!(
