@@ -111,7 +111,10 @@ impl Provider {
             .await
             .unwrap();
         let algs = &discovery["dpop_signing_alg_values_supported"];
-        assert!(algs.as_array().is_some_and(|a| !a.is_empty()), "{discovery}");
+        assert!(
+            algs.as_array().is_some_and(|a| !a.is_empty()),
+            "{discovery}"
+        );
         http.get(discovery["jwks_uri"].as_str().unwrap())
             .send()
             .await
@@ -217,7 +220,10 @@ async fn oidc_provider_dpop_tokens_and_oauth4webapi_proofs_pass_the_layer() {
     .await
     .expect("the client did not finish within 60 s")
     .unwrap();
-    assert!(output.status.success(), "the client failed (see its stderr)");
+    assert!(
+        output.status.success(),
+        "the client failed (see its stderr)"
+    );
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
 
     // The provider bound the token to the client's key.
@@ -238,7 +244,9 @@ async fn oidc_provider_dpop_tokens_and_oauth4webapi_proofs_pass_the_layer() {
     // client understood.
     let other = &report["other_key"];
     assert_eq!(other["status"], 401, "{other}");
-    let scheme = other["challenges"][0]["scheme"].as_str().unwrap_or_default();
+    let scheme = other["challenges"][0]["scheme"]
+        .as_str()
+        .unwrap_or_default();
     assert!(scheme.eq_ignore_ascii_case("dpop"), "{other}");
 
     // Replays of what the client sent: refused.
@@ -253,7 +261,10 @@ async fn oidc_provider_dpop_tokens_and_oauth4webapi_proofs_pass_the_layer() {
     }
     // The bound token without its proof, or as Bearer: refused.
     let authorization = format!("DPoP {token}");
-    assert_eq!(replay(&url, &authorization, None).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        replay(&url, &authorization, None).await,
+        StatusCode::UNAUTHORIZED
+    );
     let bearer = format!("Bearer {token}");
     assert_eq!(replay(&url, &bearer, None).await, StatusCode::UNAUTHORIZED);
     // `Dpop::required()`: the provider's unbound Bearer tokens are refused.

@@ -80,7 +80,16 @@ async fn call(
 
 /// `GET /auth/me` the DPoP way with `proof`.
 async fn me_with(svc: &Service, token: &str, proof: &str) -> Response {
-    call(svc, Method::GET, "/auth/me", "DPoP", token, Some(proof), None).await
+    call(
+        svc,
+        Method::GET,
+        "/auth/me",
+        "DPoP",
+        token,
+        Some(proof),
+        None,
+    )
+    .await
 }
 
 /// A fresh, valid proof of `key` for `GET /auth/me` with `token`.
@@ -143,7 +152,11 @@ async fn a_login_with_a_proof_binds_the_tokens_to_its_key(backend: Backend) {
     assert_dpop_challenge(&response, "another key's proof");
     // As a Bearer token, with or without a proof: stolen, it is useless.
     let bearer = svc.get_bearer("/auth/me", token).await;
-    assert_eq!(bearer.status(), StatusCode::UNAUTHORIZED, "bound token as Bearer");
+    assert_eq!(
+        bearer.status(),
+        StatusCode::UNAUTHORIZED,
+        "bound token as Bearer"
+    );
     let response = call(
         &svc,
         Method::GET,
@@ -154,7 +167,11 @@ async fn a_login_with_a_proof_binds_the_tokens_to_its_key(backend: Backend) {
         None,
     )
     .await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "Bearer with a proof");
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "Bearer with a proof"
+    );
     // No proof at all.
     let response = call(&svc, Method::GET, "/auth/me", "DPoP", token, None, None).await;
     assert_dpop_challenge(&response, "no proof");
@@ -165,7 +182,10 @@ async fn a_login_with_a_proof_binds_the_tokens_to_its_key(backend: Backend) {
             "ath of another token",
             key.proof("GET", &svc.url("/auth/me"), Some("another token")),
         ),
-        ("wrong htm", key.proof("POST", &svc.url("/auth/me"), Some(token))),
+        (
+            "wrong htm",
+            key.proof("POST", &svc.url("/auth/me"), Some(token)),
+        ),
         (
             "wrong htu",
             key.proof("GET", &svc.url("/auth/logout"), Some(token)),
@@ -233,10 +253,7 @@ async fn refused_token_endpoint_proofs_are_invalid_dpop_proof(backend: Backend) 
     let forged = other.sign(&key.header(), &proof_claims("POST", &login_url, None));
     let cases: Vec<(&str, Vec<String>)> = vec![
         ("not a JWT", vec!["not-a-proof".to_owned()]),
-        (
-            "wrong htm",
-            vec![key.proof("GET", &login_url, None)],
-        ),
+        ("wrong htm", vec![key.proof("GET", &login_url, None)]),
         (
             "wrong htu",
             vec![key.proof("POST", &svc.url("/auth/refresh"), None)],
@@ -292,7 +309,8 @@ async fn refused_token_endpoint_proofs_are_invalid_dpop_proof(backend: Backend) 
     // A wrong password with a valid proof is a wrong password.
     let wrong = json!({"email": "proofs@example.com", "password": "wrong password"});
     let proof = key.proof("POST", &login_url, None);
-    let (status, body) = error_of(post_with_proofs(&svc, "/auth/login", &wrong, &[&proof]).await).await;
+    let (status, body) =
+        error_of(post_with_proofs(&svc, "/auth/login", &wrong, &[&proof]).await).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"], "invalid_credentials");
 
@@ -349,9 +367,17 @@ async fn bound_refresh_tokens_need_a_proof_by_the_same_key(backend: Backend) {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"], "invalid_grant");
     let response = dpop_refresh(&svc, Some(&key), &second).await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "family revoked");
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "family revoked"
+    );
     let response = me_with(&svc, &token, &me_proof(&svc, &key, &token)).await;
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "session revoked");
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "session revoked"
+    );
 
     svc.stop().await;
     db.remove().await;
@@ -369,7 +395,11 @@ async fn a_bearer_session_refreshed_with_a_proof_is_bound_from_then_on(backend: 
     assert_eq!(response.status(), StatusCode::OK);
     let bearer: Value = response.json().await.unwrap();
     assert_eq!(bearer["token_type"], "Bearer");
-    assert!(claims_of(bearer["access_token"].as_str().unwrap()).get("cnf").is_none());
+    assert!(
+        claims_of(bearer["access_token"].as_str().unwrap())
+            .get("cnf")
+            .is_none()
+    );
 
     // Refreshed with a proof: the new pair is bound to its key…
     let key = DpopKey::generate().unwrap();
@@ -410,7 +440,10 @@ async fn discovery_announces_the_proof_algorithms_it_accepts() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert!(algs.contains(&"ES256") && algs.contains(&"EdDSA"), "{algs:?}");
+    assert!(
+        algs.contains(&"ES256") && algs.contains(&"EdDSA"),
+        "{algs:?}"
+    );
     assert!(algs.iter().all(|alg| !alg.starts_with("HS")), "{algs:?}");
     assert!(
         doc["claims_supported"]
@@ -421,7 +454,10 @@ async fn discovery_announces_the_proof_algorithms_it_accepts() {
     );
 
     svc.register("algs@example.com", PASSWORD).await;
-    for key in [DpopKey::generate().unwrap(), DpopKey::generate_es256().unwrap()] {
+    for key in [
+        DpopKey::generate().unwrap(),
+        DpopKey::generate_es256().unwrap(),
+    ] {
         let tokens = dpop_login(&svc, &key, "algs@example.com").await;
         assert_eq!(tokens["token_type"], "DPoP", "{}", key.header()["alg"]);
     }
@@ -441,7 +477,16 @@ async fn writes_take_bound_tokens_with_proofs() {
     let token = tokens["access_token"].as_str().unwrap();
     let movie = json!({"title": "Proof of Possession", "year": 2023});
 
-    let response = call(&svc, Method::POST, "/movies", "DPoP", token, None, Some(&movie)).await;
+    let response = call(
+        &svc,
+        Method::POST,
+        "/movies",
+        "DPoP",
+        token,
+        None,
+        Some(&movie),
+    )
+    .await;
     assert_dpop_challenge(&response, "write without a proof");
     let proof = key.proof("POST", &svc.url("/movies"), Some(token));
     let response = call(

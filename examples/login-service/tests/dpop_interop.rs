@@ -59,7 +59,10 @@ async fn run_client(args: &[&str]) -> Value {
         .await
         .expect("the client did not finish within 60 s")
         .unwrap();
-    assert!(output.status.success(), "the client failed (see its stderr above)");
+    assert!(
+        output.status.success(),
+        "the client failed (see its stderr above)"
+    );
     serde_json::from_slice(&output.stdout).expect("the client's JSON report")
 }
 
@@ -75,8 +78,17 @@ fn dpop_challenge_error(call: &Value) -> Option<String> {
     call["challenges"]
         .as_array()?
         .iter()
-        .find(|c| c["scheme"].as_str().is_some_and(|s| s.eq_ignore_ascii_case("dpop")))
-        .map(|c| c["parameters"]["error"].as_str().unwrap_or_default().to_owned())
+        .find(|c| {
+            c["scheme"]
+                .as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case("dpop"))
+        })
+        .map(|c| {
+            c["parameters"]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,12 +134,19 @@ async fn npm_dpop_client_logs_in_and_calls_protected_routes() {
         let response = svc
             .client
             .get(svc.url("/auth/me"))
-            .header("Authorization", call["proof"]["authorization"].as_str().unwrap())
+            .header(
+                "Authorization",
+                call["proof"]["authorization"].as_str().unwrap(),
+            )
             .header("DPoP", call["proof"]["dpop"].as_str().unwrap())
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "replay of {call}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNAUTHORIZED,
+            "replay of {call}"
+        );
     }
 
     // Refresh: its other key is refused, its key gets a new bound pair.

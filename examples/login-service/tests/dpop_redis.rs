@@ -144,12 +144,21 @@ async fn a_proof_used_at_one_instance_is_refused_at_the_other() {
     // First here, then there…
     let proof = key.proof("GET", &me_url, Some(token));
     assert_eq!(me(&first.base, token, &proof).await, StatusCode::OK);
-    assert_eq!(me(&second.base, token, &proof).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        me(&second.base, token, &proof).await,
+        StatusCode::UNAUTHORIZED
+    );
     // …and the other way round: each accepts a fresh proof, once.
     let proof = key.proof("GET", &me_url, Some(token));
     assert_eq!(me(&second.base, token, &proof).await, StatusCode::OK);
-    assert_eq!(me(&first.base, token, &proof).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(me(&second.base, token, &proof).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        me(&first.base, token, &proof).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        me(&second.base, token, &proof).await,
+        StatusCode::UNAUTHORIZED
+    );
 
     drop(second);
     first.stop().await;

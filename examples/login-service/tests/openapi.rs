@@ -78,7 +78,10 @@ async fn every_served_route_is_documented_with_security_exactly_on_protected_one
     assert_eq!(scheme["scheme"], "bearer");
     let scheme = &doc["components"]["securitySchemes"]["dpop"];
     assert_eq!(scheme["type"], "apiKey");
-    assert_eq!((&scheme["in"], &scheme["name"]), (&json!("header"), &json!("DPoP")));
+    assert_eq!(
+        (&scheme["in"], &scheme["name"]),
+        (&json!("header"), &json!("DPoP"))
+    );
 
     for (method, path, protected) in ROUTES {
         assert_operation_documented(&doc["paths"][path][method], method, path, protected);
