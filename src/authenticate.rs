@@ -1,21 +1,54 @@
 //! The per-request pipeline, in the order a request meets it: find the
 //! token → header → key → signature → claims → rules → authorization →
-//! revocation. It ends in claims for the inner service or a [`Rejection`];
-//! only a revocation check that cannot answer synchronously leaves work (a
-//! future) for the response future to finish.
+//! DPoP proof → revocation → DPoP replay. It ends in claims for the inner
+//! service or a [`Rejection`]; only a revocation or replay check that
+//! cannot answer synchronously leaves work (a future) for the response
+//! future to finish.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, Method, Uri};
 use serde::de::DeserializeOwned;
 
 use crate::authorize::{self, Policy, TokenPayload};
 use crate::claims::{self, Clock, Registered, RegisteredClaims};
 use crate::issuer::{Verifier, Verifiers};
 use crate::jws;
-use crate::reject::{Reason, Rejection, RejectionKind};
+use crate::reject::{Reason, Rejection, RejectionKind, Scheme};
 use crate::revoke::{RevocationCheck, RevocationFuture};
 use crate::token::{self, Found, TokenSource};
+
+/// The proof a DPoP request hands the inner service next to its claims.
+#[cfg(feature = "dpop")]
+pub(crate) use crate::dpop::DpopProof as Proof;
+
+/// Without the `dpop` feature no request carries a proof.
+#[cfg(not(feature = "dpop"))]
+pub(crate) enum Proof {}
+
+/// The checks left for the response future: `Some` refuses the request.
+pub(crate) type Check = Pin<Box<dyn Future<Output = Option<Rejection>> + Send>>;
+
+/// The request line and headers a request is authenticated with.
+#[derive(Clone, Copy)]
+pub(crate) struct Head<'a> {
+    #[cfg_attr(not(feature = "dpop"), allow(dead_code))]
+    pub(crate) method: &'a Method,
+    pub(crate) uri: &'a Uri,
+    pub(crate) headers: &'a HeaderMap,
+}
+
+impl<'a> Head<'a> {
+    pub(crate) fn of<B>(request: &'a http::Request<B>) -> Self {
+        Head {
+            method: request.method(),
+            uri: request.uri(),
+            headers: request.headers(),
+        }
+    }
+}
 
 /// A rule on the application's claims.
 pub(crate) type Predicate<C> = Box<dyn Fn(&C) -> bool + Send + Sync>;
@@ -39,25 +72,30 @@ pub(crate) struct Authenticator<C> {
     pub(crate) cache: Option<crate::cache::Store<C>>,
     /// Where every time check reads the time.
     pub(crate) clock: Clock,
+    /// The DPoP checks, when the layer accepts DPoP.
+    #[cfg(feature = "dpop")]
+    pub(crate) dpop: Option<crate::dpop::ProofVerifier>,
 }
 
 /// What authenticating a request concluded.
 pub(crate) enum Outcome<C> {
     /// No token on an optional route.
     Anonymous,
-    /// Verified and authorized claims (no revocation check configured).
+    /// Verified and authorized claims, and the DPoP proof if any.
     Verified {
         claims: C,
         payload: Option<TokenPayload>,
+        proof: Option<Proof>,
     },
-    /// Verified claims whose revocation check is under way. The
+    /// Verified claims whose revocation or replay check is under way. The
     /// authorization verdict is already known but only answered once the
-    /// store said the token is live: a revoked token is invalid (401)
-    /// before it is forbidden (403).
-    Revocable {
+    /// stores said the token is live and the proof new: a revoked token
+    /// or a replayed proof is invalid (401) before it is forbidden (403).
+    Pending {
         claims: C,
         payload: Option<TokenPayload>,
-        check: RevocationFuture,
+        proof: Option<Proof>,
+        check: Check,
         denial: Option<Rejection>,
     },
     Rejected(Rejection),
@@ -77,70 +115,237 @@ pub(crate) struct Checked<C> {
     registered: Option<RegisteredClaims>,
     /// The scope or authorization rule the token fails, if any.
     pub(crate) denial: Option<Rejection>,
+    /// `cnf.jkt`, kept only by a layer that accepts DPoP.
+    #[cfg(feature = "dpop")]
+    jkt: Option<String>,
 }
+
+/// A replay check not started yet, or started.
+#[cfg(feature = "dpop")]
+enum Replay {
+    Started(crate::dpop::ReplayFuture),
+    /// Started once the revocation check said the token is live.
+    Later(Box<dyn FnOnce() -> crate::dpop::ReplayFuture + Send>),
+}
+
+/// Without the `dpop` feature there is no replay check.
+#[cfg(not(feature = "dpop"))]
+enum Replay {}
 
 impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
     /// The whole pipeline for one request.
-    pub(crate) fn authenticate(&self, headers: &HeaderMap, uri: &Uri) -> Outcome<C> {
-        self.run(headers, uri, true)
+    pub(crate) fn authenticate(&self, head: Head<'_>) -> Outcome<C> {
+        self.run(head, true)
     }
 
     /// The pipeline again, after a refetch: no second one.
     #[cfg(feature = "remote-jwks")]
-    pub(crate) fn authenticate_after_refetch(&self, headers: &HeaderMap, uri: &Uri) -> Outcome<C> {
-        self.run(headers, uri, false)
+    pub(crate) fn authenticate_after_refetch(&self, head: Head<'_>) -> Outcome<C> {
+        self.run(head, false)
     }
 
     #[cfg_attr(not(feature = "remote-jwks"), allow(unused_variables))]
-    fn run(&self, headers: &HeaderMap, uri: &Uri, may_refetch: bool) -> Outcome<C> {
-        let token = match token::find(&self.sources, headers, uri) {
-            Found::Token(token) => token,
+    fn run(&self, head: Head<'_>, may_refetch: bool) -> Outcome<C> {
+        let (token, scheme) = match token::find(&self.sources, head.headers, head.uri, self.dpop())
+        {
+            Found::Token(token) => (token, Scheme::Bearer),
+            Found::Dpop(token) => (token, Scheme::Dpop),
             Found::Nothing if self.optional => return Outcome::Anonymous,
-            Found::Nothing => return Outcome::Rejected(RejectionKind::MissingToken.into()),
-            Found::Ambiguous => return Outcome::Rejected(RejectionKind::AmbiguousToken.into()),
+            Found::Nothing => return self.refuse(RejectionKind::MissingToken.into(), Scheme::None),
+            Found::Ambiguous => {
+                return self.refuse(RejectionKind::AmbiguousToken.into(), Scheme::None);
+            }
         };
+        // A layer that requires DPoP takes any other scheme for none, even
+        // where anonymous requests are let through: a token was sent.
+        if scheme == Scheme::Bearer && self.dpop_required() {
+            return self.refuse(RejectionKind::MissingToken.into(), scheme);
+        }
         match self.verify(token) {
-            Ok(Checked {
-                claims,
-                payload,
-                registered: Some(registered),
-                denial,
-            }) => match self.revocation().is_revoked_now(&registered) {
-                // A store that answers from memory is settled here: no
-                // future to box, the same precedence as the response future.
-                Some(Ok(false)) => match denial {
-                    Some(denial) => Outcome::Rejected(denial),
-                    None => Outcome::Verified { claims, payload },
-                },
+            Ok(checked) => self.finish(checked, token, scheme, head),
+            #[cfg(feature = "remote-jwks")]
+            Err(rejection) if may_refetch => match self.refetch_for(token, &rejection) {
+                Some(wait) => Outcome::Refetch(wait),
+                None => self.refuse(rejection, scheme),
+            },
+            Err(rejection) => self.refuse(rejection, scheme),
+        }
+    }
+
+    /// What follows a token that verified: the DPoP proof's own checks,
+    /// then revocation, then the proof's replay check, then the policy's
+    /// verdict. Stores that answer from memory are settled here (no future
+    /// boxed); the rest is left to the response future, in the same order.
+    #[cfg_attr(not(feature = "dpop"), allow(unused_variables, unused_mut))]
+    fn finish(
+        &self,
+        checked: Checked<C>,
+        token: &[u8],
+        scheme: Scheme,
+        head: Head<'_>,
+    ) -> Outcome<C> {
+        #[cfg(feature = "dpop")]
+        let accepted = match self.proof(checked.jkt.as_deref(), token, scheme, head) {
+            Ok(accepted) => accepted,
+            Err(rejection) => return self.refuse(rejection, scheme),
+        };
+        let Checked {
+            claims,
+            payload,
+            registered,
+            denial,
+            ..
+        } = checked;
+        let mut revocation = None;
+        if let Some(registered) = &registered {
+            match self.revocation().is_revoked_now(registered) {
+                Some(Ok(false)) => {}
                 Some(Ok(true)) => {
-                    Outcome::Rejected(RejectionKind::InvalidToken(Reason::Revoked).into())
+                    let revoked = RejectionKind::InvalidToken(Reason::Revoked);
+                    return self.refuse(revoked.into(), scheme);
                 }
                 Some(Err(err)) => {
                     tracing::warn!(error = %err, "revocation check failed");
                     crate::metrics::revocation_error();
-                    Outcome::Rejected(RejectionKind::Unavailable.into())
+                    return self.refuse(RejectionKind::Unavailable.into(), scheme);
                 }
-                None => Outcome::Revocable {
+                None => revocation = Some(self.revocation().is_revoked(registered)),
+            }
+        }
+        let mut proof = None;
+        let mut replay = None;
+        #[cfg(feature = "dpop")]
+        if let (Some(accepted), Some(dpop)) = (accepted, &self.dpop) {
+            if revocation.is_some() {
+                replay = Some(Replay::Later(Box::new(dpop.record_later(&accepted))));
+            } else {
+                match dpop.record_now(&accepted) {
+                    Some(answer) => {
+                        if let Err(err) = crate::dpop::replay_verdict(answer) {
+                            return self.refuse(err.into(), scheme);
+                        }
+                    }
+                    None => replay = Some(Replay::Started(dpop.record(&accepted))),
+                }
+            }
+            proof = Some(accepted.proof);
+        }
+        if revocation.is_none() && replay.is_none() {
+            return match denial {
+                Some(denial) => self.refuse(denial, scheme),
+                None => Outcome::Verified {
                     claims,
                     payload,
-                    check: self.revocation().is_revoked(&registered),
-                    denial,
+                    proof,
                 },
-            },
-            Ok(Checked {
-                denial: Some(denial),
-                ..
-            }) => Outcome::Rejected(denial),
-            Ok(Checked {
-                claims, payload, ..
-            }) => Outcome::Verified { claims, payload },
-            #[cfg(feature = "remote-jwks")]
-            Err(rejection) if may_refetch => match self.refetch_for(token, &rejection) {
-                Some(wait) => Outcome::Refetch(wait),
-                None => Outcome::Rejected(rejection),
-            },
-            Err(rejection) => Outcome::Rejected(rejection),
+            };
         }
+        Outcome::Pending {
+            claims,
+            payload,
+            proof,
+            check: self.pending(revocation, replay, scheme),
+            denial: denial.map(|denial| self.dress(denial, scheme)),
+        }
+    }
+
+    /// The revocation check, then the replay check, as one future.
+    fn pending(
+        &self,
+        revocation: Option<RevocationFuture>,
+        replay: Option<Replay>,
+        scheme: Scheme,
+    ) -> Check {
+        let dress = Dress {
+            dpop: self.dpop(),
+            scheme,
+        };
+        Box::pin(async move {
+            if let Some(check) = revocation {
+                let rejection = match check.await {
+                    Ok(false) => None,
+                    Ok(true) => Some(RejectionKind::InvalidToken(Reason::Revoked).into()),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "revocation check failed");
+                        crate::metrics::revocation_error();
+                        Some(RejectionKind::Unavailable.into())
+                    }
+                };
+                if let Some(rejection) = rejection {
+                    return Some(dress.apply(rejection));
+                }
+            }
+            if let Some(replay) = replay {
+                #[cfg(feature = "dpop")]
+                {
+                    let answer = match replay {
+                        Replay::Started(check) => check.await,
+                        Replay::Later(start) => start().await,
+                    };
+                    if let Err(err) = crate::dpop::replay_verdict(answer) {
+                        return Some(dress.apply(err.into()));
+                    }
+                }
+                #[cfg(not(feature = "dpop"))]
+                match replay {}
+            }
+            None
+        })
+    }
+
+    /// The DPoP checks of a request whose token verified: a bound token
+    /// must come with the DPoP scheme and a proof by its key, and the DPoP
+    /// scheme with a bound token. `None` for a Bearer request.
+    #[cfg(feature = "dpop")]
+    fn proof(
+        &self,
+        jkt: Option<&str>,
+        token: &[u8],
+        scheme: Scheme,
+        head: Head<'_>,
+    ) -> Result<Option<crate::dpop::Accepted>, Rejection> {
+        let Some(dpop) = &self.dpop else {
+            return Ok(None);
+        };
+        let invalid = |reason| Rejection::from(RejectionKind::InvalidToken(reason));
+        match (scheme, jkt) {
+            (Scheme::Dpop, Some(jkt)) => dpop
+                .check(head.method, head.uri, head.headers, Some(token), Some(jkt))
+                .map(Some)
+                .map_err(Rejection::from),
+            (Scheme::Dpop, None) => Err(invalid(Reason::TokenNotBound)),
+            (_, Some(_)) => Err(invalid(Reason::TokenBound)),
+            (_, None) => Ok(None),
+        }
+    }
+
+    /// Whether this layer accepts DPoP.
+    fn dpop(&self) -> bool {
+        #[cfg(feature = "dpop")]
+        return self.dpop.is_some();
+        #[cfg(not(feature = "dpop"))]
+        false
+    }
+
+    /// Whether this layer refuses every scheme but DPoP.
+    fn dpop_required(&self) -> bool {
+        #[cfg(feature = "dpop")]
+        return self.dpop.as_ref().is_some_and(|dpop| dpop.required());
+        #[cfg(not(feature = "dpop"))]
+        false
+    }
+
+    /// A refusal, answered in the scheme the request used.
+    fn refuse(&self, rejection: Rejection, scheme: Scheme) -> Outcome<C> {
+        Outcome::Rejected(self.dress(rejection, scheme))
+    }
+
+    fn dress(&self, rejection: Rejection, scheme: Scheme) -> Rejection {
+        Dress {
+            dpop: self.dpop(),
+            scheme,
+        }
+        .apply(rejection)
     }
 
     /// A refetch to wait for when the token names a key (or algorithm) no
@@ -271,15 +476,21 @@ impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
         // A token the layer refuses is never handed on: nothing to keep.
         let keep = denial.is_none() && authorize::payload_wanted();
         let payload = keep.then(|| payload.keep());
-        let registered = self
+        let kept = self
             .revocation
             .is_some()
             .then(|| registered.to_registered());
         Ok(Checked {
             claims,
             payload,
-            registered,
+            registered: kept,
             denial,
+            #[cfg(feature = "dpop")]
+            jkt: self
+                .dpop
+                .as_ref()
+                .and(registered.cnf_jkt.as_deref())
+                .map(str::to_owned),
         })
     }
 
@@ -287,6 +498,24 @@ impl<C: DeserializeOwned + Clone + Send + Sync + 'static> Authenticator<C> {
         self.revocation
             .as_deref()
             .expect("registered claims are only kept for a revocation check")
+    }
+}
+
+/// Marks a refusal with the scheme the request used, for a layer that
+/// accepts DPoP (its challenges depend on it).
+#[derive(Clone, Copy)]
+struct Dress {
+    dpop: bool,
+    scheme: Scheme,
+}
+
+impl Dress {
+    fn apply(self, rejection: Rejection) -> Rejection {
+        if self.dpop {
+            rejection.with_scheme(self.scheme)
+        } else {
+            rejection
+        }
     }
 }
 

@@ -196,6 +196,8 @@ pub struct JwtAuthBuilder<C> {
     pub(crate) remote: crate::keys::remote::RemoteSetup,
     #[cfg(feature = "cache")]
     cache: Option<crate::cache::TokenCache>,
+    #[cfg(feature = "dpop")]
+    dpop: Option<crate::dpop::Dpop>,
     clock: Clock,
     issuer_configs: Vec<Issuer>,
     _claims: PhantomData<fn() -> C>,
@@ -244,6 +246,8 @@ where
             remote: Default::default(),
             #[cfg(feature = "cache")]
             cache: None,
+            #[cfg(feature = "dpop")]
+            dpop: None,
             clock: Clock::default(),
             issuer_configs: Vec::new(),
             _claims: PhantomData,
@@ -405,6 +409,18 @@ where
         self
     }
 
+    /// Accepts DPoP-bound tokens (RFC 9449), alongside bearer tokens
+    /// ([`Dpop::allowed`](crate::dpop::Dpop::allowed)) or instead of them
+    /// ([`Dpop::required`](crate::dpop::Dpop::required)). Off by default: a
+    /// layer without it treats `Authorization: DPoP` as an unknown scheme
+    /// and does not look at `cnf`. See [`crate::dpop`].
+    #[cfg(feature = "dpop")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
+    pub fn dpop(mut self, dpop: crate::dpop::Dpop) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
     /// Reads the time from `now` instead of the system clock, for every
     /// time check (`exp`, `nbf`, `iat`, `max_age`, cached entries): for
     /// tests that move time. Whole seconds count.
@@ -443,6 +459,15 @@ where
             return Err(Error::Config("no token source configured".into()));
         }
         let policy = self.policy.build_here()?;
+        #[cfg(feature = "dpop")]
+        let dpop = match self.dpop {
+            Some(mut dpop) => {
+                // Proofs are timed by the layer's clock unless told otherwise.
+                dpop.clock.get_or_insert_with(|| self.clock.clone());
+                Some(crate::dpop::ProofVerifier::new(dpop)?)
+            }
+            None => None,
+        };
         if let Some(revocation) = &self.revocation {
             // A revoked token verifies until `exp` plus the leeway: the
             // store must remember it that long.
@@ -460,11 +485,17 @@ where
                 #[cfg(feature = "cache")]
                 cache: self.cache.map(|cache| cache.store()),
                 clock: self.clock,
+                #[cfg(feature = "dpop")]
+                dpop: dpop.clone(),
             },
             responder: Arc::new(Responder {
                 realm: self.realm.into(),
                 custom: self.render,
                 grpc_answers: self.grpc_answers,
+                #[cfg(feature = "dpop")]
+                dpop: dpop.map(|dpop| Arc::clone(dpop.challenge())),
+                #[cfg(not(feature = "dpop"))]
+                dpop: None,
             }),
         }))
     }

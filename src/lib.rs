@@ -68,7 +68,10 @@
 //! - `cache`: [`cache::TokenCache`], a bounded verified-token cache.
 //! - `metrics`: counters and gauges on the `metrics` facade; see the `metrics` module.
 //! - `redis`: `revoke::redis`, revocations shared by every process through
-//!   Redis, answered from a local mirror.
+//!   Redis, answered from a local mirror (and, with `dpop`, the shared
+//!   `dpop::RedisReplayStore`).
+//! - `dpop`: `dpop`, DPoP (RFC 9449) sender-constrained tokens, allowed
+//!   or required per layer (`JwtAuthBuilder::dpop`).
 //!
 //! # Modules, along one request
 //!
@@ -123,6 +126,11 @@ pub mod authorize;
 
 // The revocation trait, the in-memory store, the Redis mirror.
 pub mod revoke;
+
+// DPoP proofs: checks, replay stores, nonces.
+#[cfg(feature = "dpop")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dpop")))]
+pub mod dpop;
 
 // The verified-token cache.
 #[cfg(feature = "cache")]

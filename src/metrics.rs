@@ -16,6 +16,7 @@
 //! | `tower_jwt_auth_token_cache_misses_total` | counter | | tokens verified in full because the cache did not hold them |
 //! | `tower_jwt_auth_token_cache_evictions_total` | counter | | entries the cache dropped to stay within its bounds |
 //! | `tower_jwt_auth_revocation_errors_total` | counter | | revocation store errors (each failed check answered 503) |
+//! | `tower_jwt_auth_dpop_replay_errors_total` | counter | | DPoP replay store errors (each failed check answered 503; feature `dpop`) |
 //!
 //! Every label value comes from a fixed set written in this module: never
 //! the token, a claim, or anything else a client sends. Tokens verified
@@ -100,16 +101,21 @@ pub const TOKEN_CACHE_MISSES: &str = "tower_jwt_auth_token_cache_misses_total";
 pub const TOKEN_CACHE_EVICTIONS: &str = "tower_jwt_auth_token_cache_evictions_total";
 /// Counter: revocation store errors.
 pub const REVOCATION_ERRORS: &str = "tower_jwt_auth_revocation_errors_total";
+/// Counter: DPoP replay store errors (feature `dpop`).
+pub const DPOP_REPLAY_ERRORS: &str = "tower_jwt_auth_dpop_replay_errors_total";
 
 /// Label of [`REQUESTS_ALLOWED`]: `verified` or `absent`.
 pub const LABEL_TOKEN: &str = "token";
 /// Label of [`REQUESTS_REFUSED`]: the [`RejectionKind`], in snake case
 /// (`missing_token`, `ambiguous_token`, `invalid_token`,
-/// `insufficient_scope`, `forbidden`, `unavailable`).
+/// `insufficient_scope`, `forbidden`, `unavailable`, `invalid_dpop_proof`,
+/// `use_dpop_nonce`).
 pub const LABEL_KIND: &str = "kind";
-/// Label of [`REQUESTS_REFUSED`]: the [`Reason`] of an `invalid_token`, in
-/// snake case (`expired`, `signature`, `revoked`, …); for other kinds the
-/// kind again, so grouping by `reason` alone gives the whole breakdown.
+/// Label of [`REQUESTS_REFUSED`]: the [`Reason`] of an `invalid_token` or
+/// `invalid_dpop_proof`, in snake case (`expired`, `signature`, `revoked`,
+/// `proof_replayed`, …); for other kinds the kind again, so grouping by
+/// `reason` alone gives the whole breakdown (except a reason both kinds
+/// share, such as `signature`: group by `kind` too).
 pub const LABEL_REASON: &str = "reason";
 /// Label of [`KEY_FETCHES`]: `ok`, `not_modified` or `failed`.
 pub const LABEL_RESULT: &str = "result";
@@ -161,6 +167,11 @@ pub fn describe() {
             Unit::Count,
             "Revocation store errors; each failed check was answered 503."
         );
+        describe_counter!(
+            DPOP_REPLAY_ERRORS,
+            Unit::Count,
+            "DPoP replay store errors; each failed check was answered 503."
+        );
     }
 }
 
@@ -194,7 +205,7 @@ pub(crate) fn outcome<C>(outcome: &Outcome<C>) {
         Outcome::Rejected(rejection) => refused(rejection.kind()),
         // Counted when the check answers, or once verified again after
         // the refetch.
-        Outcome::Revocable { .. } => {}
+        Outcome::Pending { .. } => {}
         #[cfg(feature = "remote-jwks")]
         Outcome::Refetch(_) => {}
     }
@@ -306,6 +317,14 @@ pub(crate) fn revocation_error() {
     metrics::counter!(REVOCATION_ERRORS).increment(1);
 }
 
+/// The DPoP replay store failed to answer.
+#[inline]
+#[cfg_attr(not(feature = "dpop"), allow(dead_code))]
+pub(crate) fn replay_error() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(DPOP_REPLAY_ERRORS).increment(1);
+}
+
 /// The registered counter for `key`, as `metrics::counter!` would return it.
 #[cfg(feature = "metrics")]
 fn counter(key: &metrics::Key) -> metrics::Counter {
@@ -323,12 +342,15 @@ pub(crate) fn kind_label(kind: &RejectionKind) -> &'static str {
         RejectionKind::InsufficientScope { .. } => "insufficient_scope",
         RejectionKind::Forbidden => "forbidden",
         RejectionKind::Unavailable => "unavailable",
+        RejectionKind::InvalidDpopProof(_) => "invalid_dpop_proof",
+        RejectionKind::UseDpopNonce => "use_dpop_nonce",
     }
 }
 
 /// The [`LABEL_REASON`] value of a rejection.
 pub(crate) fn reason_label(kind: &RejectionKind) -> &'static str {
-    let RejectionKind::InvalidToken(reason) = kind else {
+    let (RejectionKind::InvalidToken(reason) | RejectionKind::InvalidDpopProof(reason)) = kind
+    else {
         return kind_label(kind);
     };
     // Exhaustive: a new `Reason` needs its label here before it compiles.
@@ -353,6 +375,19 @@ pub(crate) fn reason_label(kind: &RejectionKind) -> &'static str {
         Reason::ClaimsType => "claims_type",
         Reason::ClaimsRule => "claims_rule",
         Reason::Revoked => "revoked",
+        Reason::TokenBound => "token_bound",
+        Reason::TokenNotBound => "token_not_bound",
+        Reason::BindingMismatch => "binding_mismatch",
+        Reason::ProofMissing => "proof_missing",
+        Reason::ProofRepeated => "proof_repeated",
+        Reason::ProofType => "proof_type",
+        Reason::ProofKey => "proof_key",
+        Reason::ProofClaims => "proof_claims",
+        Reason::ProofMethod => "proof_method",
+        Reason::ProofUri => "proof_uri",
+        Reason::ProofIssuedAt => "proof_issued_at",
+        Reason::ProofTokenHash => "proof_token_hash",
+        Reason::ProofReplayed => "proof_replayed",
     }
 }
 
@@ -507,6 +542,7 @@ mod tests {
             outcome(&Outcome::<()>::Verified {
                 claims: (),
                 payload: None,
+                proof: None,
             });
             outcome(&Outcome::<()>::Anonymous);
             outcome(&Outcome::<()>::Rejected(invalid(Reason::Expired)));
@@ -516,10 +552,11 @@ mod tests {
                 }
                 .into(),
             ));
-            outcome(&Outcome::<()>::Revocable {
+            outcome(&Outcome::<()>::Pending {
                 claims: (),
                 payload: None,
-                check: Box::pin(async { Ok::<_, crate::BoxError>(false) }),
+                proof: None,
+                check: Box::pin(async { None }),
                 denial: None,
             });
             checked(None);
@@ -559,6 +596,7 @@ mod tests {
             outcome(&Outcome::<()>::Verified {
                 claims: (),
                 payload: None,
+                proof: None,
             });
             outcome(&Outcome::<()>::Rejected(RejectionKind::Forbidden.into()));
             key_fetch(KeyFetch::Ok);
@@ -567,6 +605,7 @@ mod tests {
             cache_miss();
             cache_evicted(1);
             revocation_error();
+            replay_error();
         });
         let names: Vec<&str> = recorded.iter().map(|s| s.1.as_str()).collect();
         assert_eq!(
@@ -580,6 +619,7 @@ mod tests {
                 TOKEN_CACHE_MISSES,
                 TOKEN_CACHE_EVICTIONS,
                 REVOCATION_ERRORS,
+                DPOP_REPLAY_ERRORS,
             ]
         );
         for (kind, name, _, unit, help, _) in &recorded {
@@ -626,6 +666,19 @@ mod tests {
             Reason::ClaimsType,
             Reason::ClaimsRule,
             Reason::Revoked,
+            Reason::TokenBound,
+            Reason::TokenNotBound,
+            Reason::BindingMismatch,
+            Reason::ProofMissing,
+            Reason::ProofRepeated,
+            Reason::ProofType,
+            Reason::ProofKey,
+            Reason::ProofClaims,
+            Reason::ProofMethod,
+            Reason::ProofUri,
+            Reason::ProofIssuedAt,
+            Reason::ProofTokenHash,
+            Reason::ProofReplayed,
         ];
         let kinds = [
             RejectionKind::MissingToken,
@@ -635,6 +688,7 @@ mod tests {
             },
             RejectionKind::Forbidden,
             RejectionKind::Unavailable,
+            RejectionKind::UseDpopNonce,
         ];
         let mut labels: Vec<&str> = reasons
             .into_iter()

@@ -11,18 +11,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use serde::de::DeserializeOwned;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::authenticate::{Authenticator, Outcome};
+use crate::authenticate::{Authenticator, Check, Head, Outcome, Proof};
 use crate::authorize::TokenPayload;
 use crate::body::JwtAuthBody;
 use crate::metrics;
-use crate::reject::{Protocol, Reason, Rejection, RejectionKind, Responder};
-use crate::revoke::RevocationFuture;
+use crate::reject::{Protocol, Rejection, Responder};
+#[cfg(feature = "remote-jwks")]
+use crate::reject::{Reason, RejectionKind};
 
 /// What a request waits on while remote keys are refetched (feature
 /// `remote-jwks`; never made without it).
@@ -195,10 +196,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        let outcome = self
-            .config
-            .authenticator
-            .authenticate(request.headers(), request.uri());
+        let outcome = self.config.authenticator.authenticate(Head::of(&request));
         metrics::outcome(&outcome);
         // The answer's form is only worked out for a request that may be
         // refused: nothing more on the path of a valid token.
@@ -206,19 +204,22 @@ where
             Outcome::Anonymous => Kind::Inner {
                 future: self.inner.call(request),
             },
-            Outcome::Verified { claims, payload } => {
-                insert(&mut request, claims, payload);
-                Kind::Inner {
-                    future: self.inner.call(request),
-                }
-            }
-            Outcome::Revocable {
+            Outcome::Verified {
                 claims,
                 payload,
+                proof,
+            } => {
+                let nonce = insert(&mut request, claims, payload, proof);
+                Kind::call(&mut self.inner, request, nonce)
+            }
+            Outcome::Pending {
+                claims,
+                payload,
+                proof,
                 check,
                 denial,
             } => {
-                insert(&mut request, claims, payload);
+                let nonce = insert(&mut request, claims, payload, proof);
                 // The ready service goes with the request; a clone stays for
                 // the next poll_ready (the axum `from_fn` pattern).
                 let clone = self.inner.clone();
@@ -226,6 +227,7 @@ where
                 Kind::Checking {
                     check,
                     denial,
+                    nonce,
                     protocol: Protocol::of(&request),
                     pending: Some((service, request)),
                     responder: Arc::clone(&self.config.responder),
@@ -259,17 +261,32 @@ where
 }
 
 /// Hands the verified claims (and, while a route policy reads it, the
-/// payload) to the services behind.
+/// payload; for a DPoP request, the proof) to the services behind. Returns
+/// the server nonce to renew in the response, if any.
 fn insert<B, C: Clone + Send + Sync + 'static>(
     request: &mut Request<B>,
     claims: C,
     payload: Option<TokenPayload>,
-) {
+    proof: Option<Proof>,
+) -> Option<HeaderValue> {
     let extensions = request.extensions_mut();
     extensions.insert(claims);
     if let Some(payload) = payload {
         extensions.insert(payload);
     }
+    #[cfg(feature = "dpop")]
+    if let Some(proof) = proof {
+        let nonce = proof
+            .next_nonce()
+            .and_then(|nonce| HeaderValue::from_str(nonce).ok());
+        extensions.insert(proof);
+        return nonce;
+    }
+    #[cfg(not(feature = "dpop"))]
+    if let Some(proof) = proof {
+        match proof {}
+    }
+    None
 }
 
 pin_project! {
@@ -290,11 +307,16 @@ pin_project! {
         S: Service<Request<ReqBody>>,
     {
         Inner { #[pin] future: S::Future },
+        // The inner service's answer, with a newer DPoP server nonce.
+        #[cfg_attr(not(feature = "dpop"), allow(dead_code))]
+        Renewing { #[pin] future: S::Future, nonce: Option<HeaderValue> },
         Rejected { response: Option<Response<Bytes>> },
         Checking {
-            check: RevocationFuture,
-            // Answered only once the token is known not to be revoked.
+            check: Check,
+            // Answered only once the token is known not to be revoked (and
+            // its proof not replayed).
             denial: Option<Rejection>,
+            nonce: Option<HeaderValue>,
             pending: Option<(S, Request<ReqBody>)>,
             responder: Arc<Responder>,
             protocol: Protocol,
@@ -311,6 +333,23 @@ pin_project! {
     }
 }
 
+impl<S, ReqBody> Kind<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    /// Calls the inner service, to add `nonce` to its answer if any.
+    fn call(service: &mut S, request: Request<ReqBody>, nonce: Option<HeaderValue>) -> Self {
+        let future = service.call(request);
+        match nonce {
+            None => Kind::Inner { future },
+            Some(nonce) => Kind::Renewing {
+                future,
+                nonce: Some(nonce),
+            },
+        }
+    }
+}
+
 /// Authenticates a request again after a refetch, putting the claims in
 /// its extensions: boxed, so the future need not name the claims type.
 type Retry<ReqBody> = Box<dyn FnOnce(&mut Request<ReqBody>) -> Retried + Send>;
@@ -318,10 +357,13 @@ type Retry<ReqBody> = Box<dyn FnOnce(&mut Request<ReqBody>) -> Retried + Send>;
 /// What authenticating again after a refetch concluded.
 #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
 enum Retried {
-    Call,
+    Call {
+        nonce: Option<HeaderValue>,
+    },
     Check {
-        check: RevocationFuture,
+        check: Check,
         denial: Option<Rejection>,
+        nonce: Option<HeaderValue>,
     },
     Reject(Rejection),
 }
@@ -332,22 +374,30 @@ impl Retried {
     where
         C: DeserializeOwned + Clone + Send + Sync + 'static,
     {
-        let outcome = auth.authenticate_after_refetch(request.headers(), request.uri());
+        let outcome = auth.authenticate_after_refetch(Head::of(request));
         metrics::outcome(&outcome);
         match outcome {
-            Outcome::Anonymous => Retried::Call,
-            Outcome::Verified { claims, payload } => {
-                insert(request, claims, payload);
-                Retried::Call
-            }
-            Outcome::Revocable {
+            Outcome::Anonymous => Retried::Call { nonce: None },
+            Outcome::Verified {
                 claims,
                 payload,
+                proof,
+            } => Retried::Call {
+                nonce: insert(request, claims, payload, proof),
+            },
+            Outcome::Pending {
+                claims,
+                payload,
+                proof,
                 check,
                 denial,
             } => {
-                insert(request, claims, payload);
-                Retried::Check { check, denial }
+                let nonce = insert(request, claims, payload, proof);
+                Retried::Check {
+                    check,
+                    denial,
+                    nonce,
+                }
             }
             Outcome::Rejected(rejection) => Retried::Reject(rejection),
             Outcome::Refetch(_) => {
@@ -366,6 +416,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match &self.kind {
             Kind::Inner { .. } => "ResponseFuture::Inner",
+            Kind::Renewing { .. } => "ResponseFuture::Renewing",
             Kind::Rejected { .. } => "ResponseFuture::Rejected",
             Kind::Checking { .. } => "ResponseFuture::Checking",
             Kind::Refetching { .. } => "ResponseFuture::Refetching",
@@ -387,6 +438,22 @@ where
                     let response = ready!(future.poll(cx))?;
                     return Poll::Ready(Ok(response.map(JwtAuthBody::inner)));
                 }
+                KindProj::Renewing { future, nonce } => {
+                    let response = ready!(future.poll(cx))?;
+                    #[cfg(feature = "dpop")]
+                    let response = {
+                        let mut response = response;
+                        if let Some(nonce) = nonce.take() {
+                            response
+                                .headers_mut()
+                                .insert(crate::reject::DPOP_NONCE, nonce);
+                        }
+                        response
+                    };
+                    #[cfg(not(feature = "dpop"))]
+                    drop(nonce.take());
+                    return Poll::Ready(Ok(response.map(JwtAuthBody::inner)));
+                }
                 KindProj::Rejected { response } => {
                     let response = response.take().expect("future polled after completion");
                     return Poll::Ready(Ok(response.map(JwtAuthBody::rejection)));
@@ -394,19 +461,12 @@ where
                 KindProj::Checking {
                     check,
                     denial,
+                    nonce,
                     pending,
                     responder,
                     protocol,
                 } => {
-                    let rejection = match ready!(check.as_mut().poll(cx)) {
-                        Ok(false) => denial.take(),
-                        Ok(true) => Some(RejectionKind::InvalidToken(Reason::Revoked).into()),
-                        Err(err) => {
-                            tracing::warn!(error = %err, "revocation check failed");
-                            metrics::revocation_error();
-                            Some(RejectionKind::Unavailable.into())
-                        }
-                    };
+                    let rejection = ready!(check.as_mut().poll(cx)).or_else(|| denial.take());
                     metrics::checked(rejection.as_ref());
                     match rejection {
                         Some(rejection) => Kind::Rejected {
@@ -415,9 +475,7 @@ where
                         None => {
                             let (mut service, request) =
                                 pending.take().expect("future polled after completion");
-                            Kind::Inner {
-                                future: service.call(request),
-                            }
+                            Kind::call(&mut service, request, nonce.take())
                         }
                     }
                 }
@@ -433,12 +491,15 @@ where
                     let (mut service, mut request) =
                         pending.take().expect("future polled after completion");
                     match retry(&mut request) {
-                        Retried::Call => Kind::Inner {
-                            future: service.call(request),
-                        },
-                        Retried::Check { check, denial } => Kind::Checking {
+                        Retried::Call { nonce } => Kind::call(&mut service, request, nonce),
+                        Retried::Check {
                             check,
                             denial,
+                            nonce,
+                        } => Kind::Checking {
+                            check,
+                            denial,
+                            nonce,
                             pending: Some((service, request)),
                             responder: Arc::clone(responder),
                             protocol: *protocol,

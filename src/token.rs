@@ -59,13 +59,30 @@ pub(crate) enum Found<'a> {
     Nothing,
     /// Exactly one token.
     Token(&'a [u8]),
+    /// Exactly one token, sent as `Authorization: DPoP` (looked for only
+    /// by layers that accept DPoP).
+    #[cfg_attr(not(feature = "dpop"), allow(dead_code))]
+    Dpop(&'a [u8]),
     /// Credentials in several places, or a repeated header.
     Ambiguous,
 }
 
-/// Looks in every configured place and insists on at most one token.
-pub(crate) fn find<'a>(sources: &[TokenSource], headers: &'a HeaderMap, uri: &'a Uri) -> Found<'a> {
-    let mut found = Found::Nothing;
+/// Looks in every configured place (and, with `dpop`, for the `DPoP`
+/// scheme in `Authorization`) and insists on at most one token.
+pub(crate) fn find<'a>(
+    sources: &[TokenSource],
+    headers: &'a HeaderMap,
+    uri: &'a Uri,
+    dpop: bool,
+) -> Found<'a> {
+    let mut found = if dpop {
+        authorization(headers, b"dpop", Found::Dpop)
+    } else {
+        Found::Nothing
+    };
+    if found == Found::Ambiguous {
+        return found;
+    }
     for source in sources {
         let here = match source {
             TokenSource::BearerHeader => bearer(headers),
@@ -77,6 +94,7 @@ pub(crate) fn find<'a>(sources: &[TokenSource], headers: &'a HeaderMap, uri: &'a
             (Found::Nothing, _) => {}
             (Found::Ambiguous, _) | (_, Found::Token(_)) => return Found::Ambiguous,
             (token, Found::Nothing) => found = token,
+            (_, Found::Dpop(_)) => return Found::Ambiguous,
             (_, Found::Ambiguous) => unreachable!("returned above"),
         }
     }
@@ -84,6 +102,16 @@ pub(crate) fn find<'a>(sources: &[TokenSource], headers: &'a HeaderMap, uri: &'a
 }
 
 fn bearer(headers: &HeaderMap) -> Found<'_> {
+    authorization(headers, b"bearer", Found::Token)
+}
+
+/// The credentials of `Authorization: <scheme> <token>`, the scheme name
+/// compared case-insensitively; a repeated `Authorization` is ambiguous.
+fn authorization<'a>(
+    headers: &'a HeaderMap,
+    scheme: &[u8],
+    found: fn(&'a [u8]) -> Found<'a>,
+) -> Found<'a> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Found::Nothing;
@@ -93,14 +121,15 @@ fn bearer(headers: &HeaderMap) -> Found<'_> {
     }
     let bytes = value.as_bytes();
     let scheme_end = bytes.iter().position(|&b| b == b' ').unwrap_or(bytes.len());
-    if !bytes[..scheme_end].eq_ignore_ascii_case(b"bearer") {
+    if !bytes[..scheme_end].eq_ignore_ascii_case(scheme) {
         return Found::Nothing;
     }
-    // RFC 6750: "Bearer" 1*SP b64token. Anything odd after the spaces is
-    // left in the token for the strict shape check to refuse.
+    // RFC 6750 / RFC 9449 §7.1: "Bearer" / "DPoP" 1*SP token68. Anything
+    // odd after the spaces is left in the token for the strict shape check
+    // to refuse.
     let rest = &bytes[scheme_end..];
     let start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
-    Found::Token(&rest[start..])
+    found(&rest[start..])
 }
 
 fn single_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Found<'a> {
@@ -172,6 +201,7 @@ mod tests {
             &[TokenSource::BearerHeader],
             h,
             URI.get_or_init(|| Uri::from_static("/")),
+            false,
         )
     }
 
@@ -210,15 +240,21 @@ mod tests {
         ];
         let uri: Uri = "/x?access_token=abc".parse().unwrap();
         let h = headers(&[("authorization", "Bearer abc")]);
-        assert_eq!(find(&sources, &h, &uri), Found::Ambiguous);
-        assert_eq!(find(&sources, &headers(&[]), &uri), Found::Token(b"abc"));
+        assert_eq!(find(&sources, &h, &uri, false), Found::Ambiguous);
+        assert_eq!(
+            find(&sources, &headers(&[]), &uri, false),
+            Found::Token(b"abc")
+        );
     }
 
     #[test]
     fn query_and_cookie_are_off_unless_configured() {
         let uri: Uri = "/x?access_token=abc".parse().unwrap();
         let h = headers(&[("cookie", "access_token=abc")]);
-        assert_eq!(find(&[TokenSource::BearerHeader], &h, &uri), Found::Nothing);
+        assert_eq!(
+            find(&[TokenSource::BearerHeader], &h, &uri, false),
+            Found::Nothing
+        );
     }
 
     #[test]
@@ -226,10 +262,31 @@ mod tests {
         let src = [TokenSource::Cookie("jwt".into())];
         let uri = Uri::from_static("/");
         let h = headers(&[("cookie", "a=1; jwt=tok; b=2")]);
-        assert_eq!(find(&src, &h, &uri), Found::Token(b"tok"));
+        assert_eq!(find(&src, &h, &uri, false), Found::Token(b"tok"));
         let h = headers(&[("cookie", "xjwt=tok")]);
-        assert_eq!(find(&src, &h, &uri), Found::Nothing);
+        assert_eq!(find(&src, &h, &uri, false), Found::Nothing);
         let h = headers(&[("cookie", "jwt=a"), ("cookie", "jwt=b")]);
-        assert_eq!(find(&src, &h, &uri), Found::Ambiguous);
+        assert_eq!(find(&src, &h, &uri, false), Found::Ambiguous);
+    }
+
+    #[test]
+    fn the_dpop_scheme_is_read_only_from_authorization_and_only_when_asked() {
+        let sources = [TokenSource::BearerHeader, TokenSource::Cookie("jwt".into())];
+        let uri = Uri::from_static("/");
+        for scheme in ["DPoP", "dpop", "DPOP"] {
+            let h = headers(&[("authorization", &format!("{scheme} abc"))]);
+            assert_eq!(find(&sources, &h, &uri, true), Found::Dpop(b"abc"));
+            assert_eq!(find(&sources, &h, &uri, false), Found::Nothing);
+        }
+        let bearer = headers(&[("authorization", "Bearer abc")]);
+        assert_eq!(find(&sources, &bearer, &uri, true), Found::Token(b"abc"));
+        // A DPoP token and a cookie, or two Authorization fields: ambiguous.
+        let both = headers(&[("authorization", "DPoP abc"), ("cookie", "jwt=abc")]);
+        assert_eq!(find(&sources, &both, &uri, true), Found::Ambiguous);
+        let twice = headers(&[("authorization", "DPoP a"), ("authorization", "Bearer b")]);
+        assert_eq!(find(&sources, &twice, &uri, true), Found::Ambiguous);
+        // Only the Authorization header carries the scheme.
+        let elsewhere = headers(&[("x-token", "DPoP abc"), ("dpop", "abc")]);
+        assert_eq!(find(&sources, &elsewhere, &uri, true), Found::Nothing);
     }
 }

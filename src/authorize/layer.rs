@@ -60,6 +60,7 @@ impl<C> AuthorizeLayer<C> {
                 realm: DEFAULT_REALM.into(),
                 custom: None,
                 grpc_answers: true,
+                dpop: None,
             }),
         }
     }
@@ -170,7 +171,19 @@ where
 
 fn refusal<B>(responder: &Responder, denial: Denial, request: &Request<B>) -> Response<Bytes> {
     match denial {
-        Denial::Refused(rejection) => responder.respond(rejection, Protocol::of(request)),
+        Denial::Refused(rejection) => {
+            // A request authenticated with DPoP is answered in its scheme.
+            #[cfg(feature = "dpop")]
+            let rejection = match (
+                &responder.dpop,
+                request.extensions().get::<crate::dpop::DpopProof>(),
+            ) {
+                (None, _) => rejection,
+                (Some(_), Some(_)) => rejection.with_scheme(crate::reject::Scheme::Dpop),
+                (Some(_), None) => rejection.with_scheme(crate::reject::Scheme::Bearer),
+            };
+            responder.respond(rejection, Protocol::of(request))
+        }
         Denial::PayloadNotKept => payload_not_kept(),
     }
 }

@@ -26,6 +26,8 @@ pub use registered::RegisteredClaims;
 pub(crate) use registered::{Registered, parse};
 pub use rules::DEFAULT_LEEWAY;
 pub(crate) use rules::{Clock, Rules};
+#[cfg(feature = "dpop")]
+pub(crate) use value::NumericDate;
 
 /// Reads the registered claims alone, as strictly as [`decode`]: for
 /// choosing among several issuers by a token's `iss` before its signature

@@ -50,6 +50,10 @@ pub(crate) struct Registered<'a> {
     pub(crate) aud: StrOrList<'a>,
     scope: Option<Cow<'a, str>>,
     scp: StrOrList<'a>,
+    /// `cnf.jkt` (RFC 9449 §6.1): the thumbprint of the DPoP key the token
+    /// is bound to.
+    #[cfg(feature = "dpop")]
+    pub(crate) cnf_jkt: Option<Cow<'a, str>>,
     /// Bit `i` set when `rules.required[i]` was present.
     pub(crate) required_seen: u64,
 }
@@ -83,6 +87,8 @@ impl Registered<'_> {
             aud: self.aud.into_owned(),
             scope: own(self.scope),
             scp: self.scp.into_owned(),
+            #[cfg(feature = "dpop")]
+            cnf_jkt: own(self.cnf_jkt),
             required_seen: self.required_seen,
         }
     }
@@ -113,6 +119,8 @@ pub(crate) enum Field {
     Aud,
     Scope,
     Scp,
+    #[cfg(feature = "dpop")]
+    Cnf,
 }
 
 /// Watches the top-level members of a claims object go by: records
@@ -157,6 +165,8 @@ impl<'r, 'de> Observer<'r, 'de> {
             "aud" => Some(Field::Aud),
             "scope" => Some(Field::Scope),
             "scp" => Some(Field::Scp),
+            #[cfg(feature = "dpop")]
+            "cnf" => Some(Field::Cnf),
             _ => None,
         };
         // Registered names are told apart by a bit each; only the others
@@ -234,7 +244,53 @@ impl<'r, 'de> Observer<'r, 'de> {
                 }) = list;
                 value
             }
+            #[cfg(feature = "dpop")]
+            Field::Cnf => {
+                let raw = <&'de serde_json::value::RawValue>::deserialize(deserializer)?;
+                match confirmation(raw.get()) {
+                    Ok(jkt) => claims.cnf_jkt = jkt,
+                    Err(reason) => {
+                        self.problem.get_or_insert(reason);
+                    }
+                }
+                Value::Raw(raw)
+            }
         })
+    }
+}
+
+/// Reads `cnf` (RFC 7800 §3.1) strictly: an object without duplicate
+/// members whose `jkt`, when present, is a string. Other confirmation
+/// methods (`x5t#S256`, `jwk`, …) are left alone.
+#[cfg(feature = "dpop")]
+fn confirmation(json: &str) -> Result<Option<Cow<'_, str>>, Reason> {
+    struct Confirmation;
+    impl<'de> Visitor<'de> for Confirmation {
+        type Value = Result<Option<Cow<'de, str>>, Reason>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a confirmation object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut seen = SeenKeys::default();
+            let mut jkt = None;
+            let mut verdict = Ok(());
+            while let Some(Str(key)) = map.next_key::<Str<'de>>()? {
+                if key == "jkt" {
+                    jkt = Some(map.next_value::<Str<'de>>()?.0);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                if !seen.insert(key) {
+                    verdict = Err(Reason::DuplicateMember);
+                }
+            }
+            Ok(verdict.map(|()| jkt))
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    match de.deserialize_map(Confirmation) {
+        Ok(verdict) => verdict,
+        Err(_) => Err(Reason::BadClaims),
     }
 }
 

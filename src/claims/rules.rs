@@ -77,6 +77,15 @@ impl Clock {
             Some(now) => seconds(now()),
         }
     }
+
+    /// The time itself.
+    #[cfg(feature = "dpop")]
+    pub(crate) fn time(&self) -> SystemTime {
+        match &self.0 {
+            None => SystemTime::now(),
+            Some(now) => now(),
+        }
+    }
 }
 
 impl fmt::Debug for Clock {

@@ -11,8 +11,8 @@ use crate::json::Str;
 /// RFC 7519 NumericDate: a non-negative JSON number of seconds; fractions
 /// are truncated. Strings, negatives and non-finite values are refused.
 /// The number as written is kept for the application's field.
-pub(super) struct NumericDate<'de> {
-    pub(super) seconds: i64,
+pub(crate) struct NumericDate<'de> {
+    pub(crate) seconds: i64,
     pub(super) value: Value<'de>,
 }
 
@@ -68,6 +68,9 @@ pub(crate) enum Value<'de> {
     F64(f64),
     Str(Cow<'de, str>),
     List(Vec<Cow<'de, str>>),
+    /// An object (`cnf`), replayed from its JSON text.
+    #[cfg(feature = "dpop")]
+    Raw(&'de serde_json::value::RawValue),
 }
 
 impl<'de> Value<'de> {
@@ -86,6 +89,11 @@ impl<'de> Value<'de> {
                 let value = visitor.visit_seq(&mut seq)?;
                 seq.end()?;
                 Ok(value)
+            }
+            #[cfg(feature = "dpop")]
+            Value::Raw(raw) => {
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                de.deserialize_any(visitor).map_err(E::custom)
             }
         }
     }

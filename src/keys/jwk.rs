@@ -80,6 +80,40 @@ pub(super) fn parse<'a>(jwk: &'a Value, policy: &JwkPolicy) -> Result<Parsed<'a>
     Ok(Parsed { alg, key, kid })
 }
 
+/// The public key of a DPoP proof's `jwk` header, for the proof's `alg`
+/// (RFC 9449 §4.2, §4.3): asymmetric only, never with a private (or
+/// symmetric) member, its own `alg`, `use` and `key_ops` consistent with a
+/// signature by `alg`, and the size checks every configured key gets.
+#[cfg(feature = "dpop")]
+pub(crate) fn proof_key(jwk: &Map<String, Value>, alg: Algorithm) -> Result<DecodingKey, Error> {
+    // RFC 7518 §6.2.2, §6.3.2, RFC 8037 §2 (`d`), and `oct`'s `k`.
+    const SECRET_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+    if let Some(member) = SECRET_MEMBERS.iter().find(|m| jwk.contains_key(**m)) {
+        return Err(bad(format!("private key member \"{member}\"")));
+    }
+    check_intended_for_verification(jwk)?;
+    if let Some(declared) = str_member(jwk, "alg")?.map(parse_alg).transpose()?
+        && declared != alg
+    {
+        return Err(bad("\"alg\" is not the proof's"));
+    }
+    use Algorithm::*;
+    match str_member(jwk, "kty")? {
+        Some("EC") => Ok(ec(jwk, Some(alg))?.1),
+        Some("OKP") => Ok(okp(jwk, Some(alg))?.1),
+        Some("RSA") if matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512) => {
+            let n = required_bytes(jwk, "n")?;
+            let e = required_bytes(jwk, "e")?;
+            rsa::check(&n, &e)?;
+            Ok(DecodingKey::from_rsa_raw_components(&n, &e))
+        }
+        Some("RSA") => Err(bad("an RSA key does not fit this \"alg\"")),
+        Some("oct") => Err(bad("symmetric keys cannot prove possession")),
+        Some(other) => Err(bad(format!("unsupported key type {other:?}"))),
+        None => Err(bad("missing \"kty\"")),
+    }
+}
+
 fn bad(msg: impl Into<String>) -> Error {
     Error::InvalidJwk(msg.into())
 }

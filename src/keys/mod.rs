@@ -38,6 +38,8 @@ mod verify;
 use crate::alg::Algorithm;
 
 pub use jwk::JwkPolicy;
+#[cfg(feature = "dpop")]
+pub(crate) use jwk::proof_key;
 pub use key::VerifyingKey;
 pub use rsa::{MAX_RSA_BITS, MIN_RSA_BITS};
 pub use set::{KeySet, KeyStore};

@@ -10,6 +10,15 @@
 //! | valid token, missing scope | 403 | `Bearer realm="…", error="insufficient_scope", scope="…"` |
 //! | keys or revocation store unreachable | 503 | none; `Retry-After` |
 //!
+//! A layer that accepts DPoP (feature `dpop`, RFC 9449 §7.1) answers with a
+//! `DPoP` challenge naming the accepted proof algorithms (`algs="…"`),
+//! beside the `Bearer` one (a second `WWW-Authenticate` field) unless it
+//! requires DPoP. The error code goes in the challenge of the scheme the
+//! request used: `DPoP realm="…", error="invalid_token", …` for a bad token
+//! sent with the DPoP scheme, `error="invalid_dpop_proof"` for a bad proof,
+//! `error="use_dpop_nonce"` with a fresh `DPoP-Nonce` header when a server
+//! nonce is wanted.
+//!
 //! with a small JSON body `{"error": …, "error_description": …}`. The
 //! description of an invalid token is the same whatever check failed, so a
 //! forger learns nothing about which check stopped the token; the precise
@@ -62,6 +71,7 @@ mod respond;
 mod response;
 
 pub(crate) use respond::{Protocol, Render, Responder};
+pub use response::DPOP_NONCE;
 pub(crate) use response::NO_STORE;
 
 /// Default `realm` of the `WWW-Authenticate` challenge.
@@ -152,6 +162,36 @@ pub enum Reason {
     ClaimsRule,
     /// The token was revoked.
     Revoked,
+    /// DPoP: a token bound to a key (`cnf.jkt`) sent with the Bearer scheme
+    /// (RFC 9449 §7.2).
+    TokenBound,
+    /// DPoP: a token sent with the DPoP scheme that is bound to no key (no
+    /// `cnf.jkt`).
+    TokenNotBound,
+    /// DPoP: the token's `cnf.jkt` is not the thumbprint of the proof's key.
+    BindingMismatch,
+    /// DPoP: no `DPoP` proof header.
+    ProofMissing,
+    /// DPoP: more than one `DPoP` header.
+    ProofRepeated,
+    /// DPoP: the proof's `typ` is not `dpop+jwt`.
+    ProofType,
+    /// DPoP: the proof's `jwk` header is missing, holds a private or
+    /// symmetric key, does not fit its `alg`, or is unusable.
+    ProofKey,
+    /// DPoP: a proof claim (`jti`, `htm`, `htu`, `iat`, `ath`) is missing
+    /// or has the wrong type, or `ath` is there without an access token.
+    ProofClaims,
+    /// DPoP: the proof's `htm` is not the request's method.
+    ProofMethod,
+    /// DPoP: the proof's `htu` is not the request's URI.
+    ProofUri,
+    /// DPoP: the proof's `iat` is outside the accepted window.
+    ProofIssuedAt,
+    /// DPoP: the proof's `ath` is not the hash of the access token.
+    ProofTokenHash,
+    /// DPoP: a proof with this key and `jti` was already presented.
+    ProofReplayed,
 }
 
 impl fmt::Display for Reason {
@@ -177,6 +217,19 @@ impl fmt::Display for Reason {
             Reason::ClaimsType => "claims do not match the application type",
             Reason::ClaimsRule => "claims rejected by rule",
             Reason::Revoked => "revoked",
+            Reason::TokenBound => "DPoP-bound token sent as a bearer token",
+            Reason::TokenNotBound => "token not bound to a DPoP key",
+            Reason::BindingMismatch => "token bound to another DPoP key",
+            Reason::ProofMissing => "no DPoP proof",
+            Reason::ProofRepeated => "more than one DPoP proof",
+            Reason::ProofType => "DPoP proof type is not dpop+jwt",
+            Reason::ProofKey => "unacceptable DPoP proof key",
+            Reason::ProofClaims => "invalid DPoP proof claims",
+            Reason::ProofMethod => "DPoP proof for another method",
+            Reason::ProofUri => "DPoP proof for another URI",
+            Reason::ProofIssuedAt => "DPoP proof issued outside the accepted window",
+            Reason::ProofTokenHash => "DPoP proof for another access token",
+            Reason::ProofReplayed => "DPoP proof replayed",
         })
     }
 }
@@ -198,8 +251,16 @@ pub enum RejectionKind {
     },
     /// The token is valid but an authorization rule refused it.
     Forbidden,
-    /// Keys or the revocation store could not be consulted.
+    /// Keys, the revocation store or the DPoP replay store could not be
+    /// consulted.
     Unavailable,
+    /// The DPoP proof is not acceptable (feature `dpop`); 401
+    /// `invalid_dpop_proof`.
+    InvalidDpopProof(Reason),
+    /// The DPoP proof lacks a current server nonce (feature `dpop`); 401
+    /// `use_dpop_nonce`, with a fresh nonce in the `DPoP-Nonce` header
+    /// ([`Rejection::dpop_nonce`]).
+    UseDpopNonce,
 }
 
 impl fmt::Display for RejectionKind {
@@ -211,6 +272,8 @@ impl fmt::Display for RejectionKind {
             RejectionKind::InsufficientScope { required } => write!(f, "missing scope {required}"),
             RejectionKind::Forbidden => f.write_str("token not authorized for this resource"),
             RejectionKind::Unavailable => f.write_str("verification keys unavailable"),
+            RejectionKind::InvalidDpopProof(reason) => write!(f, "invalid DPoP proof: {reason}"),
+            RejectionKind::UseDpopNonce => f.write_str("DPoP proof without a current server nonce"),
         }
     }
 }
@@ -223,12 +286,52 @@ impl fmt::Display for RejectionKind {
 pub struct Rejection {
     kind: RejectionKind,
     realm: Option<Arc<str>>,
+    /// What a DPoP layer adds to the answer; `None` elsewhere.
+    dpop: Option<Box<DpopAnswer>>,
 }
 
 impl From<RejectionKind> for Rejection {
     fn from(kind: RejectionKind) -> Self {
-        Rejection { kind, realm: None }
+        Rejection {
+            kind,
+            realm: None,
+            dpop: None,
+        }
     }
+}
+
+/// How a refused request presented its token, for the challenge of a
+/// layer that accepts DPoP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(not(feature = "dpop"), allow(dead_code))]
+pub(crate) enum Scheme {
+    /// No token.
+    #[default]
+    None,
+    /// `Authorization: Bearer`, or any other configured source.
+    Bearer,
+    /// `Authorization: DPoP`.
+    Dpop,
+}
+
+/// The layer's DPoP challenge: the same for every answer of one layer.
+#[derive(Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "dpop"), allow(dead_code))]
+pub(crate) struct DpopChallenge {
+    /// The accepted proof algorithms, space-separated (`algs`).
+    pub(crate) algs: String,
+    /// Whether the Bearer scheme is refused (no Bearer challenge then).
+    pub(crate) required: bool,
+}
+
+/// The DPoP side of one answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(not(feature = "dpop"), allow(dead_code))]
+struct DpopAnswer {
+    scheme: Scheme,
+    /// A fresh server nonce for the `DPoP-Nonce` header.
+    nonce: Option<String>,
+    challenge: Option<Arc<DpopChallenge>>,
 }
 
 impl fmt::Display for Rejection {
@@ -258,12 +361,50 @@ impl Rejection {
         self
     }
 
+    /// The fresh server nonce answered in the `DPoP-Nonce` header, if any
+    /// (feature `dpop`; always with [`RejectionKind::UseDpopNonce`]).
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop.as_ref()?.nonce.as_deref()
+    }
+
+    fn dpop_mut(&mut self) -> &mut DpopAnswer {
+        self.dpop.get_or_insert_with(Box::default)
+    }
+
+    /// The same rejection, for a request that used `scheme`.
+    #[cfg_attr(not(feature = "dpop"), allow(dead_code))]
+    pub(crate) fn with_scheme(mut self, scheme: Scheme) -> Self {
+        self.dpop_mut().scheme = scheme;
+        self
+    }
+
+    /// The same rejection, handing out a fresh server nonce.
+    #[cfg_attr(not(feature = "dpop"), allow(dead_code))]
+    pub(crate) fn with_dpop_nonce(mut self, nonce: String) -> Self {
+        self.dpop_mut().nonce = Some(nonce);
+        self
+    }
+
+    /// The same rejection, answered with the layer's DPoP challenge.
+    #[cfg_attr(not(feature = "dpop"), allow(dead_code))]
+    pub(crate) fn with_dpop_challenge(mut self, challenge: &Arc<DpopChallenge>) -> Self {
+        self.dpop_mut().challenge = Some(Arc::clone(challenge));
+        self
+    }
+
+    /// The DPoP challenge to answer with and the scheme the request used.
+    fn dpop_challenge(&self) -> Option<(&DpopChallenge, Scheme)> {
+        let answer = self.dpop.as_deref()?;
+        Some((answer.challenge.as_deref()?, answer.scheme))
+    }
+
     /// The HTTP status this rejection is answered with.
     pub fn status(&self) -> StatusCode {
         match &self.kind {
-            RejectionKind::MissingToken | RejectionKind::InvalidToken(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            RejectionKind::MissingToken
+            | RejectionKind::InvalidToken(_)
+            | RejectionKind::InvalidDpopProof(_)
+            | RejectionKind::UseDpopNonce => StatusCode::UNAUTHORIZED,
             RejectionKind::AmbiguousToken => StatusCode::BAD_REQUEST,
             RejectionKind::InsufficientScope { .. } | RejectionKind::Forbidden => {
                 StatusCode::FORBIDDEN
@@ -282,27 +423,37 @@ impl Rejection {
                 Some("insufficient_scope")
             }
             RejectionKind::Unavailable => Some("temporarily_unavailable"),
+            RejectionKind::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
+            RejectionKind::UseDpopNonce => Some("use_dpop_nonce"),
         }
     }
 
     /// The generic, client-facing description.
     pub fn description(&self) -> &'static str {
         match &self.kind {
+            RejectionKind::MissingToken
+                if self.dpop_challenge().is_some_and(|(c, _)| c.required) =>
+            {
+                "A DPoP-bound access token is required"
+            }
             RejectionKind::MissingToken => "A bearer token is required",
             RejectionKind::AmbiguousToken => "The token must be sent in exactly one place",
             RejectionKind::InvalidToken(_) => "The access token is invalid or has expired",
             RejectionKind::InsufficientScope { .. } => "The access token lacks the required scope",
             RejectionKind::Forbidden => "The access token does not grant access to this resource",
             RejectionKind::Unavailable => "Token verification is temporarily unavailable",
+            RejectionKind::InvalidDpopProof(_) => "The DPoP proof is invalid",
+            RejectionKind::UseDpopNonce => "Resource server requires nonce in DPoP proof",
         }
     }
 
     /// The gRPC status code this rejection is answered with.
     pub fn grpc_code(&self) -> GrpcCode {
         match &self.kind {
-            RejectionKind::MissingToken | RejectionKind::InvalidToken(_) => {
-                GrpcCode::Unauthenticated
-            }
+            RejectionKind::MissingToken
+            | RejectionKind::InvalidToken(_)
+            | RejectionKind::InvalidDpopProof(_)
+            | RejectionKind::UseDpopNonce => GrpcCode::Unauthenticated,
             RejectionKind::AmbiguousToken => GrpcCode::InvalidArgument,
             RejectionKind::InsufficientScope { .. } | RejectionKind::Forbidden => {
                 GrpcCode::PermissionDenied

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Request, Response, Version};
 
-use super::{NO_STORE, Rejection};
+use super::{DpopChallenge, NO_STORE, Rejection};
 
 /// An application's renderer for HTTP rejections.
 pub(crate) type Render = dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync;
@@ -18,6 +18,8 @@ pub(crate) struct Responder {
     pub(crate) custom: Option<Box<Render>>,
     /// Whether gRPC and gRPC-web requests get gRPC answers at all.
     pub(crate) grpc_answers: bool,
+    /// The DPoP challenge of a layer that accepts DPoP.
+    pub(crate) dpop: Option<Arc<DpopChallenge>>,
 }
 
 impl Responder {
@@ -28,6 +30,10 @@ impl Responder {
             Protocol::Http
         };
         tracing::debug!(%rejection, ?protocol, "request rejected");
+        let rejection = match &self.dpop {
+            Some(challenge) => rejection.with_dpop_challenge(challenge),
+            None => rejection,
+        };
         match (&self.custom, protocol) {
             (_, Protocol::Grpc) => rejection.to_grpc_response(),
             (_, Protocol::GrpcWeb) => rejection.to_grpc_web_response(false),

@@ -4,10 +4,13 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 
-use super::{GRPC_MESSAGE, GRPC_STATUS, Rejection, RejectionKind};
+use super::{DpopChallenge, GRPC_MESSAGE, GRPC_STATUS, Rejection, RejectionKind, Scheme};
 
 /// Seconds a client is asked to wait after a 503.
 const RETRY_AFTER_SECS: &str = "5";
+
+/// The header carrying a server nonce for DPoP proofs (RFC 9449 §8, §9).
+pub const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
 /// No rejection may be stored and replayed by a cache.
 pub(crate) const NO_STORE: &str = "no-store";
@@ -23,10 +26,66 @@ impl Rejection {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
-        } else if let Ok(challenge) = HeaderValue::from_str(&self.challenge(realm)) {
-            headers.insert(WWW_AUTHENTICATE, challenge);
+        } else {
+            for challenge in self.challenges(realm) {
+                if let Ok(challenge) = HeaderValue::from_str(&challenge) {
+                    headers.append(WWW_AUTHENTICATE, challenge);
+                }
+            }
         }
+        self.add_dpop_nonce(headers);
         response
+    }
+
+    /// Every challenge of the answer, one `WWW-Authenticate` field each:
+    /// the Bearer one alone, or, from a layer accepting DPoP, the Bearer one
+    /// (unless DPoP is required) and the DPoP one, the error code in the
+    /// challenge of the scheme the request used (RFC 9449 §7.1, §7.2).
+    fn challenges(&self, realm: &str) -> Vec<String> {
+        let Some((dpop, scheme)) = self.dpop_challenge() else {
+            return vec![self.challenge(realm)];
+        };
+        let dpop_error = dpop.required
+            || scheme == Scheme::Dpop
+            || matches!(
+                self.kind(),
+                RejectionKind::InvalidDpopProof(_) | RejectionKind::UseDpopNonce
+            );
+        let mut challenges = Vec::with_capacity(2);
+        if !dpop.required {
+            challenges.push(if dpop_error {
+                format!("Bearer realm=\"{}\"", quote(realm))
+            } else {
+                self.challenge(realm)
+            });
+        }
+        challenges.push(self.dpop_challenge_text(realm, dpop, dpop_error));
+        challenges
+    }
+
+    /// `DPoP realm="…"[, error="…", error_description="…"[, scope="…"]], algs="…"`.
+    fn dpop_challenge_text(&self, realm: &str, dpop: &DpopChallenge, with_error: bool) -> String {
+        let mut text = format!("DPoP realm=\"{}\"", quote(realm));
+        if let Some(code) = self.error_code().filter(|_| with_error) {
+            text.push_str(&format!(
+                ", error=\"{code}\", error_description=\"{}\"",
+                self.description()
+            ));
+            if let RejectionKind::InsufficientScope { required } = self.kind() {
+                text.push_str(&format!(", scope=\"{}\"", quote(required)));
+            }
+        }
+        text.push_str(&format!(", algs=\"{}\"", quote(&dpop.algs)));
+        text
+    }
+
+    fn add_dpop_nonce(&self, headers: &mut http::HeaderMap) {
+        if let Some(nonce) = self
+            .dpop_nonce()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            headers.insert(DPOP_NONCE, nonce);
+        }
     }
 
     /// The gRPC answer: HTTP 200, trailers-only, as tonic writes a `Status`.
@@ -59,10 +118,13 @@ impl Rejection {
         if matches!(self.kind(), RejectionKind::Unavailable) {
             headers.insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         }
+        self.add_dpop_nonce(headers);
         response
     }
 
-    /// The `WWW-Authenticate` challenge (RFC 6750 §3).
+    /// The `Bearer` `WWW-Authenticate` challenge (RFC 6750 §3). A layer
+    /// accepting DPoP answers with a `DPoP` challenge too (or instead, when
+    /// it requires DPoP): [`Rejection::to_http_response`] writes them all.
     pub fn challenge(&self, realm: &str) -> String {
         let realm = quote(realm);
         match (self.error_code(), self.kind()) {
