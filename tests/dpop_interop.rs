@@ -231,6 +231,10 @@ async fn oidc_provider_dpop_tokens_and_oauth4webapi_proofs_pass_the_layer() {
     let token = report["access_token"].as_str().unwrap();
     let jkt = ec_thumbprint(&report["jwk"]);
     assert_eq!(claims_of(token)["cnf"]["jkt"], jkt.as_str(), "{report}");
+    assert_eq!(
+        tower_jwt_auth::dpop::thumbprint(&report["jwk"]).unwrap(),
+        jkt
+    );
 
     // The client's requests, with its proofs, pass the layer; the proof's
     // key reaches the handler beside the claims.

@@ -18,7 +18,7 @@
 use axum::http::{HeaderMap, Method, Uri};
 use tower_jwt_auth::Algorithm;
 use tower_jwt_auth::dpop::{
-    Dpop, DpopError, DpopProof, MemoryReplayStore, ProofVerifier, RedisReplayStore,
+    DPOP, Dpop, DpopError, DpopProof, MemoryReplayStore, ProofVerifier, RedisReplayStore,
 };
 
 use crate::BoxError;
@@ -91,7 +91,7 @@ impl DpopSettings {
         uri: &Uri,
         headers: &HeaderMap,
     ) -> Result<Option<DpopProof>, ApiError> {
-        if !headers.contains_key("dpop") {
+        if !headers.contains_key(DPOP) {
             return Ok(None);
         }
         self.verifier
