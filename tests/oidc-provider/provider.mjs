@@ -1,6 +1,8 @@
-// A real OpenID provider for tests/oidc_provider.rs: panva's oidc-provider
-// (https://github.com/panva/node-oidc-provider), on 127.0.0.1, issuing RFC
-// 9068 JWT access tokens through the client credentials grant.
+// A real OpenID provider for tests/oidc_provider.rs and tests/dpop_interop.rs:
+// panva's oidc-provider (https://github.com/panva/node-oidc-provider), on
+// 127.0.0.1, issuing RFC 9068 JWT access tokens through the client
+// credentials grant; DPoP-bound ones (RFC 9449, `cnf.jkt`) when the token
+// request carries a DPoP proof.
 //
 // Environment (set by the test):
 //   PORT       port to listen on; 0 picks one (the test restarts the provider
@@ -56,6 +58,8 @@ function configuration() {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      // Only requests that carry a DPoP proof get DPoP-bound tokens.
+      dPoP: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => RESOURCE,

@@ -27,6 +27,8 @@ pub struct ApiError {
     code: &'static str,
     description: String,
     retry_after: Option<u64>,
+    /// A `DPoP-Nonce` to send (RFC 9449 §8), with `use_dpop_nonce`.
+    dpop_nonce: Option<HeaderValue>,
 }
 
 impl ApiError {
@@ -36,7 +38,14 @@ impl ApiError {
             code,
             description: description.into(),
             retry_after: None,
+            dpop_nonce: None,
         }
+    }
+
+    /// Sends `nonce` in a `DPoP-Nonce` header, if it is a valid header value.
+    pub fn with_dpop_nonce(mut self, nonce: &str) -> Self {
+        self.dpop_nonce = HeaderValue::from_str(nonce).ok();
+        self
     }
 
     pub fn bad_request(description: impl Into<String>) -> Self {
@@ -83,6 +92,20 @@ impl ApiError {
                 "too many registrations from this address; retry later",
             )
         }
+    }
+
+    /// A dependency cannot answer now: 503 with `Retry-After`.
+    pub fn unavailable(code: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(5),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, description)
+        }
+    }
+
+    /// A DPoP proof at the token endpoints (login, refresh) was refused
+    /// (RFC 9449 §5): 400 `invalid_dpop_proof`.
+    pub fn invalid_dpop_proof(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", description)
     }
 
     #[cfg(test)]
@@ -138,6 +161,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(nonce) = self.dpop_nonce {
+            response.headers_mut().insert("dpop-nonce", nonce);
         }
         response
     }

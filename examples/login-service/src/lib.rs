@@ -21,6 +21,7 @@ mod cli;
 mod client_ip;
 pub mod config;
 mod devices;
+mod dpop;
 mod error;
 pub mod kek;
 pub mod keys;
@@ -48,7 +49,7 @@ pub use error::ErrorBody;
 pub use ipnet::IpNet;
 pub use metrics::Metrics;
 pub use passwords::{HashLoad, Hasher};
-pub use sessions::{AccessClaims, TokenResponse};
+pub use sessions::{AccessClaims, Confirmation, TokenResponse};
 
 /// Errors from building or serving the app.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -79,6 +80,8 @@ pub(crate) struct Inner {
     /// token presented again skips its signature check (revocation and
     /// scopes are still checked on every request).
     token_cache: tower_jwt_auth::cache::TokenCache,
+    /// DPoP proofs: the token endpoints' verifier and the layers' settings.
+    dpop: dpop::DpopSettings,
 }
 
 impl Inner {
@@ -156,6 +159,7 @@ impl App {
             config.throttle.device_cookie_ttl,
         )
         .await?;
+        let dpop = dpop::DpopSettings::new(&config)?;
         let revocations = Arc::new(revocation::Revocations::start(&config, store.clone()).await?);
         revocation::Revocations::spawn_feed(Arc::downgrade(&revocations));
         let state = AppState(Arc::new(Inner {
@@ -171,6 +175,7 @@ impl App {
             issuer: config.issuer.as_str().into(),
             trusted_proxies: config.trusted_proxies.as_slice().into(),
             devices,
+            dpop,
             keys,
             store,
             token_cache: tower_jwt_auth::cache::TokenCache::new(),

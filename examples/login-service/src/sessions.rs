@@ -34,12 +34,28 @@ pub struct AccessClaims {
     pub scope: String,
     /// The refresh-token family (login session) this token belongs to.
     pub sid: String,
+    /// Present on DPoP-bound tokens (RFC 9449 §6): the key whose proofs
+    /// must accompany the token. Absent on Bearer tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The confirmation claim of a DPoP-bound access token (RFC 9449 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Confirmation {
+    /// The RFC 7638 SHA-256 thumbprint (base64url) of the DPoP key.
+    #[schema(example = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")]
+    pub jkt: String,
 }
 
 /// What login and refresh answer.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// `DPoP` when the request carried a DPoP proof: the access token is
+    /// bound to its key (`cnf.jkt`) and must be sent as
+    /// `Authorization: DPoP <token>` with a fresh proof each time.
+    /// `Bearer` otherwise.
     #[schema(example = "Bearer")]
     pub token_type: String,
     /// Access token lifetime in seconds.
@@ -120,11 +136,16 @@ impl Sessions {
         sliding.min(absolute)
     }
 
-    /// Starts a new family (a login) and returns its first token pair.
+    /// Starts a new family (a login) and returns its first token pair,
+    /// writing what the login gives back to the throttle (`release`) in
+    /// the same transaction; with `jkt` (the thumbprint of the login's
+    /// verified DPoP proof key) the family and its access tokens are bound
+    /// to that key.
     pub async fn start(
         &self,
         subject: &Subject,
         release: Option<&LoginRelease>,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, ApiError> {
         let family = uuid::Uuid::new_v4().to_string();
         let refresh_token = new_refresh_token();
@@ -138,15 +159,23 @@ impl Sessions {
                 now,
                 expires_at,
                 release,
+                jkt,
             )
             .await?;
-        self.pair(subject, &family, refresh_token)
+        self.pair(subject, &family, refresh_token, jkt)
     }
 
     /// Exchanges a refresh token for a new pair, once. The store claims it
     /// (or, if it was used before, revokes its family), loads its user and
     /// stores the successor in one transaction; then the pair is issued.
-    pub async fn refresh(&self, presented: &str) -> Result<TokenResponse, ApiError> {
+    /// `jkt` is the request's verified DPoP proof key: a bound family needs
+    /// it (400 `invalid_dpop_proof` otherwise, and the token stays
+    /// unspent); with it, the new access token is bound to it too.
+    pub async fn refresh(
+        &self,
+        presented: &str,
+        jkt: Option<&str>,
+    ) -> Result<TokenResponse, ApiError> {
         if presented.is_empty() || presented.len() > MAX_REFRESH_TOKEN_LEN {
             return Err(invalid_grant());
         }
@@ -162,11 +191,12 @@ impl Sessions {
                 &hash_token(&next),
                 now,
                 started_after,
+                jkt,
                 |family_started| self.refresh_expiry(family_started, now),
             )
             .await?;
         match rotation {
-            Rotation::Rotated { family, subject } => self.pair(&subject, &family, next),
+            Rotation::Rotated { family, subject } => self.pair(&subject, &family, next, jkt),
             Rotation::Reused { family } => {
                 tracing::warn!(%family, "refresh token reused; family revoked");
                 let revoked = self.revocations.family(&family, now);
@@ -174,6 +204,11 @@ impl Sessions {
                 Err(invalid_grant())
             }
             Rotation::Refused => Err(invalid_grant()),
+            Rotation::WrongKey => Err(ApiError::invalid_dpop_proof(if jkt.is_some() {
+                "the refresh token is bound to another DPoP key"
+            } else {
+                "the refresh token is bound to a DPoP key: send a DPoP proof by that key"
+            })),
         }
     }
 
@@ -226,6 +261,7 @@ impl Sessions {
         subject: &Subject,
         family: &str,
         refresh_token: String,
+        jkt: Option<&str>,
     ) -> Result<TokenResponse, ApiError> {
         let now = now();
         let claims = AccessClaims {
@@ -239,6 +275,9 @@ impl Sessions {
             email: subject.email.clone(),
             scope: scope_for(&subject.role).to_owned(),
             sid: family.to_owned(),
+            cnf: jkt.map(|jkt| Confirmation {
+                jkt: jkt.to_owned(),
+            }),
         };
         let ring = self.keys.ring();
         let key = ring
@@ -249,7 +288,7 @@ impl Sessions {
             .map_err(|e| ApiError::internal(format!("signing failed: {e}")))?;
         Ok(TokenResponse {
             access_token,
-            token_type: "Bearer".to_owned(),
+            token_type: if jkt.is_some() { "DPoP" } else { "Bearer" }.to_owned(),
             expires_in: self.access_ttl.as_secs(),
             refresh_token,
         })

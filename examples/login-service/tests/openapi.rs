@@ -76,6 +76,12 @@ async fn every_served_route_is_documented_with_security_exactly_on_protected_one
     let scheme = &doc["components"]["securitySchemes"]["bearer"];
     assert_eq!(scheme["type"], "http");
     assert_eq!(scheme["scheme"], "bearer");
+    let scheme = &doc["components"]["securitySchemes"]["dpop"];
+    assert_eq!(scheme["type"], "apiKey");
+    assert_eq!(
+        (&scheme["in"], &scheme["name"]),
+        (&json!("header"), &json!("DPoP"))
+    );
 
     for (method, path, protected) in ROUTES {
         assert_operation_documented(&doc["paths"][path][method], method, path, protected);
@@ -111,7 +117,8 @@ fn assert_operation_documented(op: &Value, method: &str, path: &str, protected: 
             .iter()
             .flat_map(|req| req.as_object().unwrap().keys())
             .collect();
-        assert_eq!(names, ["bearer"], "{method} {path}");
+        // Either scheme: a Bearer token, or a DPoP-bound one with its proof.
+        assert_eq!(names, ["bearer", "dpop"], "{method} {path}");
         for status in ["401", "503"] {
             assert!(
                 op["responses"].get(status).is_some(),
@@ -220,6 +227,47 @@ async fn swagger_ui_is_served_offline_and_can_be_switched_off() {
     let page = svc.get("/docs/").await;
     assert_eq!(page.status(), StatusCode::NOT_FOUND);
     assert!(fetch_doc(&svc).await["paths"].get("/auth/login").is_some());
+    svc.stop().await;
+    db.remove().await;
+}
+
+/// The token endpoints document their optional `DPoP` proof header, the
+/// 400 `invalid_dpop_proof` answer and `token_type`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_endpoints_document_dpop() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let svc = Service::start(&db).await;
+    let doc = fetch_doc(&svc).await;
+    for path in ["/auth/login", "/auth/refresh"] {
+        let op = &doc["paths"][path]["post"];
+        let header = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "DPoP")
+            .unwrap_or_else(|| panic!("{path}: no DPoP parameter in {op}"));
+        assert_eq!(header["in"], "header", "{path}");
+        assert_ne!(header["required"], true, "{path}");
+        let bad_request = &op["responses"]["400"];
+        assert!(
+            bad_request["description"]
+                .as_str()
+                .unwrap()
+                .contains("invalid_dpop_proof"),
+            "{path}: {bad_request}"
+        );
+        assert!(bad_request["headers"]["DPoP-Nonce"].is_object(), "{path}");
+    }
+    let token_type = &doc["components"]["schemas"]["TokenResponse"]["properties"]["token_type"];
+    assert!(
+        token_type["description"].as_str().unwrap().contains("DPoP"),
+        "{token_type}"
+    );
+    let metadata = &doc["components"]["schemas"]["IssuerMetadata"]["properties"];
+    assert!(
+        metadata["dpop_signing_alg_values_supported"].is_object(),
+        "{metadata}"
+    );
     svc.stop().await;
     db.remove().await;
 }

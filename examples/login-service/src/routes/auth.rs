@@ -3,13 +3,13 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tower_jwt_auth::axum::Claims;
 use utoipa::ToSchema;
 
-use super::responses::{BearerRejection, JsonBodyRejections};
+use super::responses::{BearerRejection, JsonBodyRejections, TokenEndpointRejections};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, Json};
 use crate::metrics::{self, LoginFailure};
@@ -50,6 +50,21 @@ pub struct LoginRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshRequest {
     pub refresh_token: String,
+}
+
+/// The optional `DPoP` proof header of the token endpoints.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code, reason = "parameter documentation, never constructed")]
+pub struct DpopHeader {
+    /// A DPoP proof (RFC 9449): a JWT of `typ` `dpop+jwt` signed by the
+    /// client's key, with `htm` `POST`, `htu` this endpoint's URL (under
+    /// the issuer URL), a fresh `iat` and a unique `jti`, and no `ath`.
+    /// With it, the access token is bound to the key (`cnf.jkt`,
+    /// `token_type: DPoP`) and so is the refresh token: it then works only
+    /// with a proof by the same key. Without it, Bearer tokens as before.
+    #[param(rename = "DPoP")]
+    dpop: Option<String>,
 }
 
 /// Token responses must not be cached (RFC 6749 §5.1).
@@ -128,24 +143,33 @@ pub async fn register(
     params(
         ("login_device" = Option<String>, Cookie,
             description = "The device cookie from an earlier successful login to this account, if any"),
+        DpopHeader,
     ),
     responses(
-        (status = 200, description = "Logged in", body = TokenResponse,
+        (status = 200, description = "Logged in; `token_type` is `DPoP` when a proof was sent", body = TokenResponse,
             headers(("Set-Cookie" = String, description = "A new device cookie `login_device` (HttpOnly, SameSite=Strict, Path=/auth; Secure unless the issuer is http on loopback). Presented at later logins to this account, it exempts this browser from the account lockout that failures by others cause; it has its own small failure budget and never replaces the password."))),
-        JsonBodyRejections,
+        TokenEndpointRejections,
         (status = 401, description = "Unknown email or wrong password (one answer for both)", body = ErrorBody),
         (status = 422, description = "Missing field", body = ErrorBody),
         (status = 429, description = "Too many failed attempts for this account (untrusted clients), this device cookie or this client address", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        (status = 503, description = "Database, or the DPoP replay store (Redis) of a request with a proof, unavailable", body = ErrorBody),
     )
 )]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    // A refused proof is the client's mistake, not a failed login: it is
+    // answered before anything is counted or hashed.
+    let proof = state
+        .dpop
+        .token_endpoint_proof(&method, &uri, &headers)
+        .await?;
     let key = users::email_key(&req.email);
     let client = state.client_key(peer.ip(), &headers);
     let account = throttle::account_digest(&key);
@@ -181,7 +205,8 @@ pub async fn login(
         Some(subject) if verified => {
             // The throttle's release and the new session: one commit.
             let release = state.throttle.succeeded(&counters);
-            let tokens = state.sessions.start(&subject, Some(&release)).await?;
+            let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
+            let tokens = state.sessions.start(&subject, Some(&release), jkt).await?;
             tracing::info!(user = %subject.id, "login succeeded");
             metrics::login_succeeded();
             let mut response = no_store(tokens);
@@ -207,19 +232,30 @@ pub async fn login(
     path = "/auth/refresh",
     tag = "auth",
     request_body = RefreshRequest,
+    params(DpopHeader),
     responses(
-        (status = 200, description = "New token pair", body = TokenResponse),
-        JsonBodyRejections,
+        (status = 200, description = "New token pair; `token_type` is `DPoP` when a proof was sent", body = TokenResponse),
+        TokenEndpointRejections,
         (status = 401, description = "Refresh token invalid, expired, reused or revoked", body = ErrorBody),
         (status = 422, description = "Missing field", body = ErrorBody),
-        (status = 503, description = "Database unavailable", body = ErrorBody),
+        (status = 503, description = "Database, or the DPoP replay store (Redis) of a request with a proof, unavailable", body = ErrorBody),
     )
 )]
 pub async fn refresh(
     State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
     Json(req): Json<RefreshRequest>,
 ) -> Result<Response, ApiError> {
-    Ok(no_store(state.sessions.refresh(&req.refresh_token).await?))
+    let proof = state
+        .dpop
+        .token_endpoint_proof(&method, &uri, &headers)
+        .await?;
+    let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
+    Ok(no_store(
+        state.sessions.refresh(&req.refresh_token, jkt).await?,
+    ))
 }
 
 /// End the session: revokes its refresh tokens and this access token.
@@ -227,11 +263,11 @@ pub async fn refresh(
     post,
     path = "/auth/logout",
     tag = "auth",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("dpop" = [])),
     responses(
         (status = 204, description = "Logged out"),
         BearerRejection,
-        (status = 503, description = "Revocation store unavailable", body = ErrorBody),
+        (status = 503, description = "Revocation store, or the DPoP replay store of a DPoP request, unavailable", body = ErrorBody),
     )
 )]
 pub async fn logout(
@@ -250,11 +286,11 @@ pub async fn logout(
     post,
     path = "/auth/logout-all",
     tag = "auth",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("dpop" = [])),
     responses(
         (status = 204, description = "Every session ended; every access token issued so far refused"),
         BearerRejection,
-        (status = 503, description = "Database or revocation store unavailable", body = ErrorBody),
+        (status = 503, description = "Database, revocation store or DPoP replay store unavailable", body = ErrorBody),
     )
 )]
 pub async fn logout_all(
@@ -271,11 +307,11 @@ pub async fn logout_all(
     get,
     path = "/auth/me",
     tag = "auth",
-    security(("bearer" = [])),
+    security(("bearer" = []), ("dpop" = [])),
     responses(
         (status = 200, description = "The caller's claims", body = AccessClaims),
         BearerRejection,
-        (status = 503, description = "Revocation store unavailable", body = ErrorBody),
+        (status = 503, description = "Revocation store, or the DPoP replay store of a DPoP request, unavailable", body = ErrorBody),
     )
 )]
 pub async fn me(Claims(claims): Claims<AccessClaims>) -> Json<AccessClaims> {

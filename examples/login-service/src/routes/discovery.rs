@@ -33,6 +33,11 @@ pub struct IssuerMetadata {
     pub token_endpoint_auth_methods_supported: Vec<String>,
     pub scopes_supported: Vec<String>,
     pub claims_supported: Vec<String>,
+    /// RFC 9449 §5.1: the algorithms of the DPoP proofs accepted at login,
+    /// refresh and the protected routes. A client that sends one gets
+    /// `token_type: DPoP` access tokens bound to its key.
+    #[schema(example = json!(["ES256", "ES384", "EdDSA", "RS256", "PS256"]))]
+    pub dpop_signing_alg_values_supported: Vec<String>,
 }
 
 /// Public signing keys.
@@ -81,6 +86,11 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Json<IssuerM
             "email",
             "scope",
             "sid",
+            "cnf",
         ]),
+        dpop_signing_alg_values_supported: crate::dpop::ALGORITHMS
+            .iter()
+            .map(|alg| alg.name().to_owned())
+            .collect(),
     })
 }

@@ -86,6 +86,10 @@ fn auth_layer(
         .audience(config.audience.clone())
         .require_typ_at_jwt()
         .realm("login-service")
+        // Bearer tokens as before; DPoP-bound ones only with a proof by
+        // their key, checked against the issuer URL and the replay store
+        // the token endpoints share.
+        .dpop(state.dpop.layer())
         // Answered from the in-memory mirror: no query per request.
         .revocation(state.revocations.mirror())
         .cache(state.token_cache.clone());

@@ -175,7 +175,7 @@ pub async fn get_one(
     post,
     path = "/movies",
     tag = "movies",
-    security(("bearer" = ["movies:write"])),
+    security(("bearer" = ["movies:write"]), ("dpop" = ["movies:write"])),
     request_body = MovieInput,
     responses(
         (status = 201, description = "Created", body = Movie),
@@ -201,7 +201,7 @@ pub async fn create(
     put,
     path = "/movies/{id}",
     tag = "movies",
-    security(("bearer" = ["movies:write"])),
+    security(("bearer" = ["movies:write"]), ("dpop" = ["movies:write"])),
     params(("id" = String, Path, description = "Movie id (UUID)")),
     request_body = MovieInput,
     responses(
@@ -233,7 +233,7 @@ pub async fn update(
     delete,
     path = "/movies/{id}",
     tag = "movies",
-    security(("bearer" = ["movies:write"])),
+    security(("bearer" = ["movies:write"]), ("dpop" = ["movies:write"])),
     params(("id" = String, Path, description = "Movie id (UUID)")),
     responses(
         (status = 204, description = "Deleted"),

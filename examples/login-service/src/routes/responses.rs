@@ -24,12 +24,33 @@ pub enum JsonBodyRejections {
     NotJson(ErrorBody),
 }
 
+/// [`JsonBodyRejections`] at the token endpoints, whose 400 also answers a
+/// refused DPoP proof (RFC 9449 §5).
+#[derive(IntoResponses)]
+pub enum TokenEndpointRejections {
+    #[response(
+        status = 400,
+        description = "Malformed JSON, or a refused DPoP proof: `invalid_dpop_proof` \
+            (bad signature, wrong `htm`/`htu`, stale `iat`, replayed `jti`, unsupported \
+            `alg`, several `DPoP` headers, or a refresh token bound to another key), \
+            or `use_dpop_nonce` with the nonce to use in `DPoP-Nonce`",
+        headers(("DPoP-Nonce" = String, description = "With `use_dpop_nonce`: the nonce the next proof must carry"))
+    )]
+    Malformed(ErrorBody),
+    #[response(status = 413, description = "Body larger than 16 KiB")]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "Content type is not application/json")]
+    NotJson(ErrorBody),
+}
+
 /// The library layer's answer to a request without a usable access token.
 #[derive(IntoResponses)]
 #[response(
     status = 401,
-    description = "Missing, invalid, expired or revoked access token",
-    headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge"))
+    description = "Missing, invalid, expired or revoked access token; a DPoP-bound token \
+        sent as Bearer, or without a valid DPoP proof by its key (`invalid_dpop_proof`: \
+        bad signature, wrong `htm`/`htu`/`ath`, stale `iat`, replayed `jti`)",
+    headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge, or RFC 9449 `DPoP` challenge with `algs`"))
 )]
 pub struct BearerRejection(ErrorBody);
 
