@@ -79,22 +79,29 @@ fn fixture(name: &str) -> Vec<u8> {
 
 struct Case {
     alg: Algorithm,
+    /// Signs the DPoP rows' bound tokens.
+    #[cfg_attr(not(feature = "dpop"), allow(dead_code))]
+    signing: SigningKey,
     token: String,
     decoding: DecodingKey,
     verifying: VerifyingKey,
 }
 
-fn case(alg: Algorithm) -> Case {
+/// The realistic 11-claim payload every row signs.
+fn claims() -> serde_json::Value {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let claims = serde_json::json!({
+    serde_json::json!({
         "iss": ISSUER, "sub": "5f2b8c1e-3d4a-4b6c-9e7f-1a2b3c4d5e6f", "aud": AUDIENCE,
         "exp": now + 3600, "iat": now, "nbf": now, "jti": "0b7c7b5e-6a0e-4d5f-8d9c-2f1e3a4b5c6d",
         "email": "ada@example.com", "name": "Ada Lovelace",
         "scope": "movies:read movies:write", "roles": ["admin", "editor"],
-    });
+    })
+}
+
+fn case(alg: Algorithm) -> Case {
     let (signing, decoding, verifying) = match alg {
         Algorithm::HS256 => (
             SigningKey::hmac(alg, "k", SECRET).unwrap(),
@@ -120,7 +127,8 @@ fn case(alg: Algorithm) -> Case {
     };
     Case {
         alg,
-        token: signing.sign(&claims).unwrap(),
+        token: signing.sign(&claims()).unwrap(),
+        signing,
         decoding,
         verifying,
     }
@@ -398,37 +406,17 @@ fn revocation(c: &mut Criterion) {
 /// A Bearer request against a DPoP request through the same layer.
 #[cfg(feature = "dpop")]
 fn dpop(c: &mut Criterion) {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use tower_jwt_auth::dpop::{Dpop, access_token_hash, thumbprint};
+    use tower_jwt_auth::dpop::Dpop;
 
     const BASE: &str = "https://api.example.com";
-    let proof_pem = fixture("ec_private.pem");
-    let proof_key = SigningKey::from_pem(Algorithm::ES256, "proof", &proof_pem).unwrap();
-    let mut jwk = proof_key.public_jwk().unwrap().clone();
-    for member in ["kid", "use", "alg"] {
-        jwk.as_object_mut().unwrap().remove(member);
-    }
-    let jkt = thumbprint(&jwk).unwrap();
-    let encoding = jsonwebtoken::EncodingKey::from_ec_pem(&proof_pem).unwrap();
-    let header = URL_SAFE_NO_PAD
-        .encode(serde_json::json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": jwk }).to_string());
-    let mut jti = 0u64;
-    let mut proof = move |token: &str| {
-        jti += 1;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
+    let proof_key =
+        SigningKey::from_pem(Algorithm::ES256, "proof", &fixture("ec_private.pem")).unwrap();
+    let jkt = proof_key.jwk_thumbprint().unwrap();
+    // A fresh proof (random `jti`, `iat` now, `ath`) for each request.
+    let proof = |token: &str| {
+        proof_key
+            .dpop_proof("GET", &format!("{BASE}/movies"), Some(token), None)
             .unwrap()
-            .as_secs();
-        let claims = serde_json::json!({
-            "jti": format!("bench-{jti}"), "htm": "GET", "htu": format!("{BASE}/movies"),
-            "iat": now, "ath": access_token_hash(token),
-        });
-        let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let signature =
-            jsonwebtoken::crypto::sign(input.as_bytes(), &encoding, jsonwebtoken::Algorithm::ES256)
-                .unwrap();
-        format!("{input}.{signature}")
     };
     let dpop_request = |token: &str, proof: String| {
         Request::builder()
@@ -442,24 +430,10 @@ fn dpop(c: &mut Criterion) {
     for alg in [Algorithm::HS256, Algorithm::ES256] {
         let case = case(alg);
         let name = format!("{:?}", case.alg);
-        let signing = match alg {
-            Algorithm::HS256 => SigningKey::hmac(alg, "k", SECRET).unwrap(),
-            _ => SigningKey::from_pem(alg, "k", &fixture("ec_private.pem")).unwrap(),
-        };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
         // The same 11 claims as the other rows, and `cnf.jkt` for DPoP.
-        let claims = serde_json::json!({
-            "iss": ISSUER, "sub": "5f2b8c1e-3d4a-4b6c-9e7f-1a2b3c4d5e6f", "aud": AUDIENCE,
-            "exp": now + 3600, "iat": now, "nbf": now, "jti": "0b7c7b5e-6a0e-4d5f-8d9c-2f1e3a4b5c6d",
-            "email": "ada@example.com", "name": "Ada Lovelace",
-            "scope": "movies:read movies:write", "roles": ["admin", "editor"],
-        });
-        let mut bound_claims = claims.clone();
+        let mut bound_claims = claims();
         bound_claims["cnf"] = serde_json::json!({ "jkt": jkt });
-        let bound = signing.sign(&bound_claims).unwrap();
+        let bound = case.signing.sign(&bound_claims).unwrap();
         let builder = || {
             JwtAuthLayer::<Claims>::builder()
                 .key(case.verifying.clone())
