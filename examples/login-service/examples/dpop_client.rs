@@ -23,7 +23,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -73,18 +72,9 @@ impl DpopKey {
     }
 
     /// The RFC 7638 SHA-256 thumbprint: what the service puts in the
-    /// tokens' `cnf.jkt`. The required members, in lexicographic order.
+    /// tokens' `cnf.jkt`.
     pub fn thumbprint(&self) -> String {
-        let members: &[&str] = match self.jwk["kty"].as_str() {
-            Some("EC") => &["crv", "kty", "x", "y"],
-            _ => &["crv", "kty", "x"],
-        };
-        let canonical: serde_json::Map<String, Value> = members
-            .iter()
-            .map(|m| ((*m).to_owned(), self.jwk[*m].clone()))
-            .collect();
-        let canonical = Value::Object(canonical).to_string();
-        URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+        tower_jwt_auth::dpop::thumbprint(&self.jwk).expect("a generated public JWK")
     }
 
     /// A proof for one request: `method` and `url` as sent, and the access
@@ -128,7 +118,7 @@ pub fn proof_claims(method: &str, url: &str, access_token: Option<&str>) -> Valu
         "iat": iat,
     });
     if let Some(token) = access_token {
-        claims["ath"] = json!(URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())));
+        claims["ath"] = json!(tower_jwt_auth::dpop::access_token_hash(token));
     }
     claims
 }
