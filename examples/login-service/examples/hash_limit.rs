@@ -14,15 +14,18 @@
 //! HTTP or database) and prints `via_hasher hashes=N per_sec=R`: the gap
 //! between the two is the hasher's own overhead.
 //! The parameters are taken from a hash the service's own [`Hasher`] made
-//! (argon2 verifies with the parameters stored in the hash), and the thread
-//! count from its permits, so a change to either follows here by itself.
+//! (argon2 verifies with the parameters stored in the hash), the thread
+//! count from its permits, and each verification is the service's own
+//! [`verify`] with memory reused from hash to hash as on its hashing
+//! threads, so a change to any of them follows here by itself.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use argon2::password_hash::PasswordHash;
 use login_service::Hasher;
+use login_service::passwords::{Memory, verify};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -107,11 +110,11 @@ async fn run() -> Result<(), String> {
     let elapsed = std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                let parsed = PasswordHash::new(&hash).expect("parsed above");
+                // Each thread reuses its memory from hash to hash, as the
+                // service's hashing threads do.
+                let mut memory = Memory::default();
                 while !stop.load(Ordering::Relaxed) {
-                    let ok = argon2::Argon2::default()
-                        .verify_password(PASSWORD.as_bytes(), &parsed)
-                        .is_ok();
+                    let ok = verify(PASSWORD.as_bytes(), &hash, &mut memory);
                     assert!(ok, "the password verifies against its own hash");
                     done.fetch_add(1, Ordering::Relaxed);
                 }

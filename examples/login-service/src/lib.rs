@@ -28,7 +28,7 @@ pub mod keys;
 mod maintenance;
 pub mod metrics;
 mod openapi;
-mod passwords;
+pub mod passwords;
 mod revocation;
 mod routes;
 mod sessions;

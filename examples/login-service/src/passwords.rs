@@ -3,12 +3,14 @@
 //! (each hash holds 19 MiB), at a lower priority than the runtime so a login
 //! flood cannot starve the other routes of CPU.
 
-use std::sync::Arc;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 /// Shorter passwords are refused at registration.
@@ -36,7 +38,7 @@ pub fn check_policy(password: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Hashes and verifies on threads of their own ([`on_hashing_thread`]), at
+/// Hashes and verifies on `size` threads of its own ([`Threads`]), at
 /// most `size` at a time (one per core, at least two).
 ///
 /// A permit is owned by the hashing thread, not by the request: a client
@@ -50,6 +52,7 @@ pub fn check_policy(password: &str) -> Result<(), String> {
 /// two separate pools keeps that total bound.
 #[derive(Clone)]
 pub struct Hasher {
+    threads: Arc<Threads>,
     permits: Arc<Semaphore>,
     /// The share of `permits` registrations may hold.
     registrations: Arc<Semaphore>,
@@ -161,11 +164,12 @@ impl Drop for Waiting {
 impl Hasher {
     pub async fn new() -> Self {
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
-        let dummy_hash = on_hashing_thread(|| {
-            hash_blocking("not a password anyone has: dummy for timing parity")
-        })
-        .await;
+        let threads = Arc::new(Threads::start(permits, KEEP_MEMORY));
+        let dummy_hash = threads
+            .run(|_| hash_blocking("not a password anyone has: dummy for timing parity"))
+            .await;
         Self {
+            threads,
             permits: Arc::new(Semaphore::new(permits)),
             registrations: Arc::new(Semaphore::new(permits - 1)),
             size: permits,
@@ -234,12 +238,13 @@ impl Hasher {
             .expect("semaphore never closed");
         drop(waiting);
         let this = self.clone();
-        on_hashing_thread(move || {
-            let _held = (share, permit);
-            let _running = this.start(Work::Registration);
-            hash_blocking(&password)
-        })
-        .await
+        self.threads
+            .run(move |_| {
+                let _held = (share, permit);
+                let _running = this.start(Work::Registration);
+                hash_blocking(&password)
+            })
+            .await
     }
 
     /// `stored` is `None` for an unknown account: the dummy hash is checked
@@ -256,12 +261,14 @@ impl Hasher {
             .expect("semaphore never closed");
         drop(waiting);
         let this = self.clone();
-        let matches = on_hashing_thread(move || {
-            let _permit = permit;
-            let _running = this.start(Work::Login);
-            verify_blocking(&password, &hash)
-        })
-        .await;
+        let matches = self
+            .threads
+            .run(move |memory| {
+                let _permit = permit;
+                let _running = this.start(Work::Login);
+                verify(password.as_bytes(), &hash, memory)
+            })
+            .await;
         known && matches
     }
 }
@@ -273,29 +280,108 @@ impl Hasher {
 /// same priority as the runtime's workers, a worker woken by a request
 /// then waits for the scheduler to preempt a hash (milliseconds), which
 /// both slows every other route and delays handing the next permit on.
-/// Niced, hashing takes whatever CPU the runtime leaves and yields it at
-/// once when a worker wakes. 10 rather than 19: against other processes'
+/// Niced, hashing takes whatever CPU the runtime leaves and yields it
+/// when a worker wakes. 10 rather than 19: against other processes'
 /// work (without per-service cgroups) hashing keeps about a tenth of a
 /// core's share instead of next to nothing.
 const HASHING_NICENESS: i32 = 10;
 
-/// Runs `work` (a hash) on a new thread at [`HASHING_NICENESS`] and waits
-/// for it without blocking the runtime. A thread per hash rather than
-/// tokio's blocking pool: the priority stays with the hash instead of
-/// with a pooled thread that may later run unrelated blocking work, and
-/// starting a thread (tens of microseconds) is noise next to a hash (tens
-/// of milliseconds). Concurrency is bounded by the permits, not here.
-async fn on_hashing_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("argon2id".into())
-        .spawn(move || {
-            lower_priority();
-            // The receiver is gone only if the runtime shut down meanwhile.
-            let _ = tx.send(work());
-        })
-        .expect("cannot start a hashing thread");
-    rx.await.expect("hashing thread panicked")
+/// How long a hashing thread keeps its argon2 memory (19 MiB) without
+/// work before giving it back: a login storm reuses it hash after hash,
+/// and an idle service does not hold `size` × 19 MiB.
+const KEEP_MEMORY: Duration = Duration::from_secs(2);
+
+/// A job for a hashing thread; it gets that thread's argon2 memory.
+type Job = Box<dyn FnOnce(&mut Memory) + Send>;
+
+/// The hashing threads: as many as there are permits, started once, niced
+/// once ([`HASHING_NICENESS`]), each keeping its argon2 memory between
+/// hashes.
+///
+/// Long-lived threads rather than one per hash or tokio's blocking pool:
+/// the priority stays with hashing instead of with a pooled thread that
+/// may later run unrelated blocking work; a hash reuses memory that is
+/// already mapped instead of allocating, zeroing and faulting in 19 MiB;
+/// and no thread starts at full priority in the middle of a storm.
+/// Concurrency is bounded by the permits, not here: with one thread per
+/// permit a job never waits for a thread.
+struct Threads {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Threads {
+    /// `size` threads, each keeping its memory for `keep` without work.
+    fn start(size: usize, keep: Duration) -> Self {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..size {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name("argon2id".into())
+                .spawn(move || {
+                    lower_priority();
+                    work_through(&queue, keep);
+                })
+                .expect("cannot start a hashing thread");
+        }
+        Self { jobs }
+    }
+
+    /// Runs `work` on a hashing thread and waits for it without blocking
+    /// the runtime.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Memory) -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            // The receiver is gone only if the request was dropped.
+            let _ = tx.send(work(memory));
+        });
+        self.jobs
+            .send(job)
+            .expect("hashing threads live as long as their sender");
+        rx.await.expect("the hash panicked")
+    }
+}
+
+/// A hashing thread's loop: one job at a time until every [`Threads`] is
+/// dropped. A job that panics loses its answer (the request gets an
+/// error), not the thread.
+fn work_through(queue: &Mutex<mpsc::Receiver<Job>>, keep: Duration) {
+    let mut memory = Memory::default();
+    loop {
+        // The lock is held only while waiting, so an idle thread times out
+        // and frees its memory in turn with the others.
+        let next = match queue.lock() {
+            Ok(queue) => queue.recv_timeout(keep),
+            Err(_) => return,
+        };
+        match next {
+            Ok(job) => {
+                if catch_unwind(AssertUnwindSafe(|| job(&mut memory))).is_err() {
+                    memory = Memory::default();
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => memory = Memory::default(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// A hashing thread's argon2 working memory, grown to the largest
+/// parameters it has verified with.
+#[derive(Default)]
+pub struct Memory(Vec<Block>);
+
+impl Memory {
+    fn blocks(&mut self, params: &Params) -> &mut [Block] {
+        let count = params.block_count();
+        if self.0.len() < count {
+            self.0.resize(count, Block::default());
+        }
+        &mut self.0[..count]
+    }
 }
 
 /// Lowers the calling thread's priority by [`HASHING_NICENESS`]; on Linux
@@ -323,13 +409,42 @@ fn hash_blocking(password: &str) -> String {
         .to_string()
 }
 
-fn verify_blocking(password: &str, hash: &str) -> bool {
-    match PasswordHash::new(hash) {
-        Ok(parsed) => argon2()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
+/// Whether `password` matches the PHC string `hash`, computed in `memory`.
+///
+/// What argon2's `PasswordVerifier` does (algorithm, version, parameters
+/// and salt from the hash; a constant-time comparison of the outputs),
+/// except that the 19 MiB of blocks are the caller's to reuse instead of
+/// allocated and zeroed for every hash. A hash that does not parse or names
+/// parameters argon2 refuses verifies nothing.
+pub fn verify(password: &[u8], hash: &str, memory: &mut Memory) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let Ok(version) = parsed.version.map(Version::try_from).transpose() else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params.clone());
+    let blocks = memory.blocks(&params);
+    Output::init_with(expected.len(), |out| {
+        argon2
+            .hash_password_into_with_memory(password, salt, out, &mut *blocks)
+            .map_err(Into::into)
+    })
+    // `Output`'s equality is constant-time.
+    .is_ok_and(|computed| computed == expected)
 }
 
 #[cfg(test)]
@@ -468,9 +583,10 @@ mod tests {
     async fn hashing_threads_run_niced() {
         use rustix::process::getpriority_process;
         let ours = getpriority_process(Some(rustix::thread::gettid())).unwrap();
-        let theirs =
-            on_hashing_thread(|| getpriority_process(Some(rustix::thread::gettid())).unwrap())
-                .await;
+        let threads = Threads::start(2, KEEP_MEMORY);
+        let theirs = threads
+            .run(|_| getpriority_process(Some(rustix::thread::gettid())).unwrap())
+            .await;
         assert_eq!(theirs, (ours + HASHING_NICENESS).min(19));
         assert!(theirs > ours || ours == 19, "{ours} -> {theirs}");
     }
@@ -480,5 +596,102 @@ mod tests {
         let hasher = Hasher::new().await;
         let dummy = "not a password anyone has: dummy for timing parity".to_owned();
         assert!(!hasher.verify(dummy, None).await);
+    }
+
+    /// `verify` with reused memory answers exactly what argon2's own
+    /// `PasswordVerifier` answers: every algorithm and version, other
+    /// parameters and output lengths, right and wrong passwords, one
+    /// memory reused from larger to smaller parameters and back, and
+    /// strings that are not hashes at all.
+    #[test]
+    fn verify_agrees_with_argon2s_own_verifier() {
+        use argon2::PasswordVerifier;
+        let mut hashes = Vec::new();
+        for algorithm in [Algorithm::Argon2id, Algorithm::Argon2i, Algorithm::Argon2d] {
+            for version in [Version::V0x13, Version::V0x10] {
+                for (m, t, p, len) in [(256, 2, 1, 32), (64, 1, 2, 16), (512, 3, 1, 64)] {
+                    let params = Params::new(m, t, p, Some(len)).unwrap();
+                    let salt = SaltString::generate(&mut OsRng);
+                    let hash = Argon2::new(algorithm, version, params)
+                        .hash_password(b"correct horse", &salt)
+                        .unwrap()
+                        .to_string();
+                    hashes.push(hash);
+                }
+            }
+        }
+        hashes.push(hash_blocking("correct horse"));
+        let mut memory = Memory::default();
+        for hash in &hashes {
+            let parsed = PasswordHash::new(hash).unwrap();
+            for password in [
+                &b"correct horse"[..],
+                b"correct horsE",
+                b"",
+                b"correct horse ",
+            ] {
+                let argon2_says = Argon2::default().verify_password(password, &parsed).is_ok();
+                assert_eq!(verify(password, hash, &mut memory), argon2_says, "{hash}");
+                assert_eq!(argon2_says, password == b"correct horse");
+            }
+        }
+        let service = hashes.last().unwrap();
+        let mut tampered = service.clone();
+        let last = tampered.pop();
+        tampered.push(if last == Some('A') { 'Q' } else { 'A' });
+        for broken in [
+            "",
+            "plain text",
+            "$argon2id$v=19$m=19456,t=2,p=1",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ",
+            "$argon2id$v=99$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2id$v=19$m=1,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2id$v=19$m=19456,t=0,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
+            "$scrypt$ln=15,r=8,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2id$v=19$m=19456,t=2,p=1,x=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
+            &tampered,
+        ] {
+            assert!(!verify(b"correct horse", broken, &mut memory), "{broken}");
+        }
+        assert!(verify(b"correct horse", service, &mut memory));
+    }
+
+    /// A job that panics fails its own request only: the thread lives on
+    /// and takes the next job.
+    #[tokio::test]
+    async fn a_panicking_hash_does_not_cost_a_thread() {
+        let threads = Arc::new(Threads::start(1, KEEP_MEMORY));
+        let panicking = threads.clone();
+        let failed = tokio::spawn(async move {
+            panicking
+                .run(|_| -> usize { panic!("a hash that panics") })
+                .await
+        })
+        .await;
+        assert!(failed.unwrap_err().is_panic());
+        assert_eq!(threads.run(|_| 7).await, 7);
+    }
+
+    /// A thread without work gives its argon2 memory back; under load it
+    /// keeps it from one hash to the next.
+    #[tokio::test]
+    async fn idle_hashing_threads_give_their_memory_back() {
+        let busy = Threads::start(1, Duration::from_secs(3600));
+        let hash = hash_blocking("correct horse");
+        let len = |memory: &mut Memory| memory.0.len();
+        assert!(busy.run(move |m| verify(b"correct horse", &hash, m)).await);
+        assert_eq!(busy.run(len).await, 19 * 1024);
+
+        let idle = Threads::start(1, Duration::from_millis(1));
+        let hash = hash_blocking("correct horse");
+        assert!(idle.run(move |m| verify(b"correct horse", &hash, m)).await);
+        let freed = async {
+            while idle.run(len).await != 0 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), freed)
+            .await
+            .expect("an idle thread frees its memory");
     }
 }
