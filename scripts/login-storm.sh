@@ -6,13 +6,14 @@
 #
 #   scripts/login-storm.sh [SECONDS]
 #
-# Each round (ROUNDS, default 2) measures, one after the other on the same
+# Each round (ROUNDS, default 3) measures, one after the other on the same
 # service:
 #   idle   /auth/me alone, one connection, a request every
 #          PROBE_INTERVAL_MS (5) ms: its p99 latency;
 #   limit  argon2id verifications per second with the service's parameters
-#          on as many threads as it has hashing permits, nothing else
-#          running (examples/login-service/examples/hash_limit.rs);
+#          and code on as many threads as it has hashing permits, nothing
+#          else running (examples/login-service/examples/hash_limit.rs),
+#          5 s right before the storm and 5 s right after, averaged;
 #   storm  SECONDS (default 20) of logins from 2 x permits connections
 #          (STORM_CONNECTIONS), so a login always waits for each permit,
 #          with the same /auth/me probe running meanwhile.
@@ -28,7 +29,7 @@ source "$(dirname "$0")/common.sh"
 case "${1:-}" in -h | --help) sed -n '2,/^source/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;; esac
 seconds="${1:-20}"
 check_seconds "$seconds" 5
-rounds="${ROUNDS:-2}"
+rounds="${ROUNDS:-3}"
 check_seconds "$rounds" 1
 interval="${PROBE_INTERVAL_MS:-5}"
 check_seconds "$interval" 0
@@ -71,11 +72,11 @@ latency_ratios=()
 for ((round = 1; round <= rounds; round++)); do
   echo "== round $round" >&2
   idle="$(run_wrk "$probe_lua" -t1 -c1 -d10s -H "$auth" "$ls_url/auth/me")"
+  # The limit is measured right before and right after the storm and
+  # averaged: the machine's speed drifts (a shared host), and a storm
+  # compared with one measurement taken earlier carries that drift.
   # `times` in the subshell: the CPU time hash_limit used (children line).
-  limit_line="$("$hash_limit" --seconds 10; times)"
-  limit="$(sed -nE 's/.* per_sec=([0-9.]+).*/\1/p' <<<"$limit_line")"
-  hashes="$(sed -nE 's/.* hashes=([0-9]+) .*/\1/p' <<<"$limit_line")"
-  hash_cpu="$(tail -n1 <<<"$limit_line" | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }')"
+  limit_before="$("$hash_limit" --seconds 5; times)"
   service_cpu_before="$(cpu_seconds "$ls_pid")"
 
   run_wrk "$storm_lua" -t1 -c"$connections" -d"${seconds}s" --timeout 30s \
@@ -88,13 +89,21 @@ for ((round = 1; round <= rounds; round++)); do
   forget "$storm_pid"
   storm="$(cat "$work/storm")"
   service_cpu="$(awk -v a="$(cpu_seconds "$ls_pid")" -v b="$service_cpu_before" 'BEGIN { print a - b }')"
+  limit_after="$("$hash_limit" --seconds 5; times)"
+  per_sec() { sed -nE 's/.* per_sec=([0-9.]+).*/\1/p' <<<"$1"; }
+  hashes_of() { sed -nE 's/.* hashes=([0-9]+) .*/\1/p' <<<"$1"; }
+  cpu_of() { tail -n1 <<<"$1" | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }'; }
+  limit="$(awk -v a="$(per_sec "$limit_before")" -v b="$(per_sec "$limit_after")" 'BEGIN { print (a + b) / 2 }')"
+  hashes=$(( $(hashes_of "$limit_before") + $(hashes_of "$limit_after") ))
+  hash_cpu="$(awk -v a="$(cpu_of "$limit_before")" -v b="$(cpu_of "$limit_after")" 'BEGIN { print a + b }')"
 
   bad=$(( $(errors "$idle") + $(errors "$during") + $(errors "$storm") ))
   failures=$((failures + bad))
   throughput_ratios+=("$(ratio "$(field "$storm" rps)" "$limit")")
   latency_ratios+=("$(ratio "$(field "$during" p99_us)" "$(field "$idle" p99_us)")")
-  printf 'round %d: argon2id limit %.1f hashes/s (%s threads); storm %.1f logins/s = %s of the limit, login p50 %d ms\n' \
-    "$round" "$limit" "$permits" "$(field "$storm" rps)" "${throughput_ratios[-1]}" \
+  printf 'round %d: argon2id limit %.1f hashes/s (%s threads; %.1f before, %.1f after); storm %.1f logins/s = %s of the limit, login p50 %d ms\n' \
+    "$round" "$limit" "$permits" "$(per_sec "$limit_before")" "$(per_sec "$limit_after")" \
+    "$(field "$storm" rps)" "${throughput_ratios[-1]}" \
     "$(( $(field "$storm" p50_us) / 1000 ))"
   printf '         /auth/me p50/p99: idle %d/%d us, during the storm %d/%d us: p99 ratio %s; errors %d\n' \
     "$(field "$idle" p50_us)" "$(field "$idle" p99_us)" "$(field "$during" p50_us)" \

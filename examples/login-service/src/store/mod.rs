@@ -86,6 +86,11 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Pool, sqlx::Erro
             max_connections
         })
         .acquire_timeout(Duration::from_secs(5))
+        // A pooled SQLite connection is a file handle in this process and
+        // cannot have died meanwhile: pinging it before every use costs a
+        // round trip to its worker thread (three per login) for nothing.
+        // A server connection can have been dropped, so it is checked.
+        .test_before_acquire(!sqlite)
         .connect(&url)
         .await?;
     if sqlite {
