@@ -13,7 +13,9 @@
 //!   was verified (and its `iat` is younger than the builder's `max_age`);
 //! - the key that verified it is still in the layer's
 //!   [`KeyStore`](crate::KeyStore): replacing the key set evicts what the
-//!   removed keys verified (when the entry is next looked up).
+//!   removed keys verified (when the entry is next looked up). A remote key
+//!   set refreshed with a key unchanged (same `kid`, algorithm and
+//!   material) keeps that key, and the tokens it verified stay cached.
 //!
 //! A hit runs every check that does not need the signature again, with the
 //! same clock a miss uses: `exp`/`nbf`/`iat` with the leeway, issuer,

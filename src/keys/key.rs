@@ -230,6 +230,24 @@ impl VerifyingKey {
         self.id
     }
 
+    /// Whether `other` is this key again: the same `kid`, algorithm and
+    /// key material, whatever its id. A key fetched again unchanged is
+    /// recognised this way.
+    #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
+    pub(crate) fn same_key_as(&self, other: &VerifyingKey) -> bool {
+        self.kid == other.kid
+            && self.alg == other.alg
+            && self.key.family() == other.key.family()
+            && match (self.key.kind(), other.key.kind()) {
+                (DecodingKeyKind::SecretOrDer(a), DecodingKeyKind::SecretOrDer(b)) => a == b,
+                (
+                    DecodingKeyKind::RsaModulusExponent { n, e },
+                    DecodingKeyKind::RsaModulusExponent { n: n2, e: e2 },
+                ) => n == n2 && e == e2,
+                _ => false,
+            }
+    }
+
     /// Checks a signature (raw bytes, not base64) over `message`.
     pub(crate) fn verify(&self, message: &[u8], signature: &Vec<u8>) -> bool {
         #[cfg(test)]

@@ -124,6 +124,20 @@ impl KeySet {
         self.keys.iter().any(|key| key.id() == id)
     }
 
+    /// Takes over the keys of `previous` that this set holds unchanged
+    /// (same `kid`, algorithm and material), with their identity: a
+    /// refresh that brings a key back unchanged then keeps the tokens the
+    /// verified-token cache holds for it, and the verifiers prepared for it,
+    /// instead of dropping both as if the key had been rotated out.
+    #[cfg_attr(not(feature = "remote-jwks"), allow(dead_code))]
+    pub(crate) fn keep_unchanged(&mut self, previous: &KeySet) {
+        for key in &mut self.keys {
+            if let Some(old) = previous.keys.iter().find(|old| old.same_key_as(key)) {
+                *key = old.clone();
+            }
+        }
+    }
+
     /// Adds a key.
     pub fn push(&mut self, key: VerifyingKey) {
         self.keys.push(key);

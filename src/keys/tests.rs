@@ -192,6 +192,58 @@ fn store_replacement_is_seen_by_clones() {
     assert_eq!(clone.load().len(), 1);
 }
 
+/// A refresh that brings a key back unchanged keeps that key's identity
+/// (what the token cache and the prepared verifiers are keyed by); a key
+/// that changed in any way is a new key.
+#[test]
+fn keys_fetched_again_unchanged_keep_their_identity() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+
+    let der = std::fs::read(fixture("rsa_public_pkcs1.der")).unwrap();
+    let (n, e) = super::rsa::parse_pkcs1(&der).unwrap();
+    let b64 = |bytes: &[u8]| {
+        let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+        URL_SAFE_NO_PAD.encode(&bytes[start..])
+    };
+    let rsa = |alg: &str| {
+        VerifyingKey::from_jwk(&json!({
+            "kty": "RSA", "kid": "r", "alg": alg, "n": b64(n), "e": b64(e)
+        }))
+        .unwrap()
+    };
+    let pem = |file: &str, kid: &str| {
+        VerifyingKey::public_key_file(fixture(file))
+            .unwrap()
+            .with_kid(kid)
+    };
+    let held = KeySet::new([
+        rsa("RS256"),
+        pem("ec_public.pem", "e"),
+        pem("ed_public.pem", "d"),
+    ]);
+    let mut fetched = KeySet::new([
+        rsa("RS256"),                    // the same JWK again
+        pem("ec_public.pem", "e"),       // the same key and kid again
+        pem("ed_public.pem", "renamed"), // same material, another kid
+        rsa("PS256"),                    // same material, another algorithm
+        pem("ec384_public.pem", "e"),    // the same kid, another key
+        VerifyingKey::rsa_der(Algorithm::RS256, &der)
+            .unwrap()
+            .with_kid("r"), // DER, not n/e
+    ]);
+    let before: Vec<u64> = fetched.keys().iter().map(VerifyingKey::id).collect();
+    assert!(before.iter().all(|id| !held.contains_id(*id)));
+    fetched.keep_unchanged(&held);
+    let ids: Vec<u64> = fetched.keys().iter().map(VerifyingKey::id).collect();
+    assert_eq!(ids[0], held.keys()[0].id());
+    assert_eq!(ids[1], held.keys()[1].id());
+    assert_eq!(&ids[2..], &before[2..], "changed keys are new keys");
+    assert!(ids[2..].iter().all(|id| !held.contains_id(*id)));
+    assert_eq!(fetched.len(), 6);
+}
+
 /// JWK parsing (`jwk.rs`).
 mod jwk {
     use base64::Engine;

@@ -10,6 +10,8 @@ use tower::service_fn;
 use tower_jwt_auth::JwtAuthLayer;
 use tower_jwt_auth::keys::remote::{DefaultClient, FetchFuture, HttpClient};
 
+#[cfg(feature = "cache")]
+use crate::common::ISSUER;
 use crate::common::{AUDIENCE, User};
 use crate::provider::*;
 use crate::support::*;
@@ -107,4 +109,43 @@ async fn a_custom_client_does_every_fetch_and_the_task_ends_with_the_layer() {
     drop(auth);
     drop(service);
     assert!(bounded(dropped).await.is_err(), "the client was dropped");
+}
+
+/// A refresh whose document holds the same keys (a 200, not a 304: no
+/// ETag) keeps the tokens the verified-token cache holds for them; a
+/// rotation still drops them.
+#[cfg(feature = "cache")]
+#[tokio::test]
+async fn a_refresh_with_the_same_keys_keeps_verified_tokens_cached() {
+    use tower_jwt_auth::cache::TokenCache;
+
+    let (a, b) = (key_a(), key_b());
+    let provider = Provider::start(&[&a]).await;
+    let remote = ready_source(&provider, options()).await;
+    let cache = TokenCache::new();
+    let auth = JwtAuthLayer::<User>::builder()
+        .remote_keys(remote.clone())
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .cache(cache.clone())
+        .build()
+        .unwrap();
+    let api = serve(auth).await;
+    let token_a = token(&a);
+    assert_eq!(status_of(&api, &token_a).await, StatusCode::OK);
+    assert_eq!((cache.stats().misses, cache.stats().hits), (1, 0));
+
+    bounded(remote.refresh()).await.unwrap();
+    assert_eq!(provider.not_modified.load(Ordering::SeqCst), 0);
+    assert_eq!(status_of(&api, &token_a).await, StatusCode::OK);
+    assert_eq!(
+        (cache.stats().misses, cache.stats().hits),
+        (1, 1),
+        "the same key fetched again still serves its cached tokens"
+    );
+
+    provider.serve(&[&b]);
+    bounded(remote.refresh()).await.unwrap();
+    assert_eq!(status_of(&api, &token_a).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(status_of(&api, &token(&b)).await, StatusCode::OK);
 }

@@ -168,8 +168,11 @@ impl State {
         let max_age = match result {
             Ok(Update::Keys { set, etag, max_age }) => {
                 metrics::key_fetch(KeyFetch::Ok);
-                report_rotation(&source, &shared.store.load(), set, asked);
-                shared.store.replace(set.clone());
+                let held = shared.store.load();
+                report_rotation(&source, &held, set, asked);
+                let mut set = set.clone();
+                set.keep_unchanged(&held);
+                shared.store.replace(set);
                 self.etag = etag.clone();
                 *max_age
             }
