@@ -10,8 +10,6 @@ use tower::service_fn;
 use tower_jwt_auth::JwtAuthLayer;
 use tower_jwt_auth::keys::remote::{DefaultClient, FetchFuture, HttpClient};
 
-#[cfg(feature = "cache")]
-use crate::common::ISSUER;
 use crate::common::{AUDIENCE, User};
 use crate::provider::*;
 use crate::support::*;
@@ -123,13 +121,7 @@ async fn a_refresh_with_the_same_keys_keeps_verified_tokens_cached() {
     let provider = Provider::start(&[&a]).await;
     let remote = ready_source(&provider, options()).await;
     let cache = TokenCache::new();
-    let auth = JwtAuthLayer::<User>::builder()
-        .remote_keys(remote.clone())
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .cache(cache.clone())
-        .build()
-        .unwrap();
+    let auth = builder(&remote).cache(cache.clone()).build().unwrap();
     let api = serve(auth).await;
     let token_a = token(&a);
     assert_eq!(status_of(&api, &token_a).await, StatusCode::OK);

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tower::{ServiceBuilder, service_fn};
 use tower_jwt_auth::issue::SigningKey;
 use tower_jwt_auth::keys::remote::{RemoteKeys, RemoteOptions};
-use tower_jwt_auth::{Algorithm, JwtAuthLayer};
+use tower_jwt_auth::{Algorithm, JwtAuthBuilder, JwtAuthLayer};
 
 use crate::common::{
     self, AUDIENCE, EC_PRIVATE, ED_PRIVATE, ISSUER, RSA_PRIVATE, User, b64, claims,
@@ -75,12 +75,15 @@ pub(crate) fn options() -> RemoteOptions {
 }
 
 pub(crate) fn layer(remote: &RemoteKeys) -> JwtAuthLayer<User> {
+    builder(remote).build().unwrap()
+}
+
+/// The builder behind [`layer`], for tests that add to it.
+pub(crate) fn builder(remote: &RemoteKeys) -> JwtAuthBuilder<User> {
     JwtAuthLayer::builder()
         .remote_keys(remote.clone())
         .issuer(ISSUER)
         .audience(AUDIENCE)
-        .build()
-        .unwrap()
 }
 
 /// A source on `provider`'s JWKS, its first fetch done.
