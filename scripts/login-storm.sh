@@ -66,6 +66,12 @@ request = function()
   return wrk.format("POST", "/auth/login", { ["Content-Type"] = "application/json" }, body)
 end'
 
+# Readings of a hash_limit run followed by `times`: hashes per second,
+# hashes, and the CPU seconds it used (the children line).
+per_sec() { sed -nE 's/.* per_sec=([0-9.]+).*/\1/p' <<<"$1"; }
+hashes_of() { sed -nE 's/.* hashes=([0-9]+) .*/\1/p' <<<"$1"; }
+cpu_of() { tail -n1 <<<"$1" | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }'; }
+
 failures=0
 throughput_ratios=()
 latency_ratios=()
@@ -90,9 +96,6 @@ for ((round = 1; round <= rounds; round++)); do
   storm="$(cat "$work/storm")"
   service_cpu="$(awk -v a="$(cpu_seconds "$ls_pid")" -v b="$service_cpu_before" 'BEGIN { print a - b }')"
   limit_after="$("$hash_limit" --seconds 5; times)"
-  per_sec() { sed -nE 's/.* per_sec=([0-9.]+).*/\1/p' <<<"$1"; }
-  hashes_of() { sed -nE 's/.* hashes=([0-9]+) .*/\1/p' <<<"$1"; }
-  cpu_of() { tail -n1 <<<"$1" | awk '{ split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }'; }
   limit="$(awk -v a="$(per_sec "$limit_before")" -v b="$(per_sec "$limit_after")" 'BEGIN { print (a + b) / 2 }')"
   hashes=$(( $(hashes_of "$limit_before") + $(hashes_of "$limit_after") ))
   hash_cpu="$(awk -v a="$(cpu_of "$limit_before")" -v b="$(cpu_of "$limit_after")" 'BEGIN { print a + b }')"
