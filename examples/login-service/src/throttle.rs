@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use crate::config::ThrottleConfig;
-use crate::store::{Limit, LoginRelease, Store, now, secs};
+use crate::store::{Credentials, Limit, LoginRelease, Reservation, Store, now, secs};
 
 /// The throttling policy: which counters an attempt touches and their
 /// limits. The counting itself is [`Store::reserve_throttle_counters`].
@@ -29,6 +29,16 @@ pub struct Throttle {
 /// and whatever the client sent (NUL, 16 KiB) fits a TEXT key everywhere.
 pub fn account_digest(email_key: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(email_key.as_bytes()))
+}
+
+/// Whether a login attempt may go on to the hash.
+#[derive(Debug)]
+pub enum Admission {
+    /// A counter is locked: retry after this many seconds. Nothing was
+    /// counted.
+    Refused(u64),
+    /// Counted; the account, if it exists.
+    Admitted(Option<Credentials>),
 }
 
 /// The counters one login attempt touches, which depends on whether the
@@ -88,21 +98,33 @@ impl Throttle {
     }
 
     /// Reserves a login attempt, counted as a failure until
-    /// [`Self::succeeded`] gives it back. `Ok(Some(secs))`: refused, retry
-    /// after that long; nothing was counted.
-    pub async fn reserve_login(&self, keys: &LoginKeys) -> Result<Option<u64>, sqlx::Error> {
-        match keys {
+    /// [`Self::succeeded`] gives it back, and looks up the account by its
+    /// email lookup key (`None`: no account can match) in the same
+    /// transaction.
+    pub async fn reserve_login(
+        &self,
+        keys: &LoginKeys,
+        email_key: Option<&str>,
+    ) -> Result<Admission, sqlx::Error> {
+        let limits;
+        let counters: &[(&String, Limit)] = match keys {
             LoginKeys::Untrusted { account, address } => {
-                self.reserve(&[
+                limits = [
                     (account, self.failures(self.config.account_failures)),
                     (address, self.failures(self.config.address_failures)),
-                ])
-                .await
+                ];
+                &limits
             }
-            LoginKeys::Device { device } => {
-                self.reserve(&[(device, self.failures(self.config.device_failures))])
-                    .await
-            }
+            LoginKeys::Device { device } => &[(device, self.failures(self.config.device_failures))],
+        };
+        let now = now();
+        match self
+            .store
+            .reserve_throttle_counters(counters, now, email_key)
+            .await?
+        {
+            Reservation::Counted(account) => Ok(Admission::Admitted(account)),
+            Reservation::Locked => Ok(Admission::Refused(self.wait(counters, now).await?)),
         }
     }
 
@@ -165,10 +187,13 @@ impl Throttle {
         counters: &[(&String, Limit)],
         now: i64,
     ) -> Result<Option<u64>, sqlx::Error> {
-        if self.store.reserve_throttle_counters(counters, now).await? {
-            Ok(None)
-        } else {
-            Ok(Some(self.wait(counters, now).await?))
+        match self
+            .store
+            .reserve_throttle_counters(counters, now, None)
+            .await?
+        {
+            Reservation::Counted(_) => Ok(None),
+            Reservation::Locked => Ok(Some(self.wait(counters, now).await?)),
         }
     }
 

@@ -15,7 +15,7 @@ use crate::error::{ApiError, ErrorBody, Json};
 use crate::metrics::{self, LoginFailure};
 use crate::passwords;
 use crate::sessions::{AccessClaims, TokenResponse};
-use crate::throttle;
+use crate::throttle::{self, Admission};
 use crate::users::{self, Account, CreateError};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -181,14 +181,15 @@ pub async fn login(
     };
     // Decided and counted before the slow hash: parallel guesses cannot
     // all pass a check none of them has recorded yet.
-    if let Some(wait) = state.throttle.reserve_login(&counters).await? {
-        metrics::login_failed(LoginFailure::Throttled);
-        return Err(ApiError::too_many_attempts(wait));
-    }
-    let found = if key.contains('\0') {
-        None
-    } else {
-        state.store.find_user(&key).await?
+    // The account is read in the same transaction; a key with NUL in it
+    // cannot name one.
+    let email_key = (!key.contains('\0')).then_some(key.as_str());
+    let found = match state.throttle.reserve_login(&counters, email_key).await? {
+        Admission::Admitted(found) => found,
+        Admission::Refused(wait) => {
+            metrics::login_failed(LoginFailure::Throttled);
+            return Err(ApiError::too_many_attempts(wait));
+        }
     };
     let (subject, stored_hash) = found.unzip();
     // An over-long password cannot be anyone's; verify a placeholder so the

@@ -25,8 +25,8 @@ use sqlx::any::AnyPoolOptions;
 pub use denylist::RevokedRows;
 pub use sessions::Rotation;
 pub use signing_keys::{KeyActivation, StoredKey};
-pub use throttle::{Limit, LoginRelease};
-pub use users::NewUser;
+pub use throttle::{Limit, LoginRelease, Reservation};
+pub use users::{Credentials, NewUser};
 
 pub type Pool = AnyPool;
 
@@ -34,9 +34,23 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The database, shared by every handler and background task; cheap to
 /// clone.
+///
+/// Two durabilities. A commit through the pool has reached the disk when
+/// it returns. A *quick* commit ([`Store::begin_quick`]) returns once
+/// written, before the disk has it: a crash of the process loses none, a
+/// crash of the machine may forget the last few. Only what a login writes
+/// commits quickly (its throttle counters, its new session), where
+/// forgetting costs an attacker's few counted guesses or a user a new
+/// login; revocations, rotations, accounts and keys commit durably. Each
+/// later durable commit also makes every earlier quick one durable
+/// (SQLite's log and PostgreSQL's WAL are written in order), so nothing
+/// that depends on a forgotten commit can survive it.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// On a SQLite file, connections with `synchronous = NORMAL` for quick
+    /// commits; `None` elsewhere.
+    quick: Option<Pool>,
 }
 
 impl Store {
@@ -45,18 +59,66 @@ impl Store {
     /// # Errors
     /// When the database cannot be reached or a migration fails.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, sqlx::Error> {
-        Ok(Self::new(connect(url, max_connections).await?))
+        let pool = connect(url, max_connections).await?;
+        let quick = match sqlite_file(url) {
+            Some(_) => Some(connect_quick_sqlite(url).await?),
+            None => None,
+        };
+        Ok(Self { pool, quick })
     }
 
-    /// Wraps a pool that [`connect`] opened.
+    /// Wraps a pool that [`connect`] opened; every commit is durable.
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self { pool, quick: None }
     }
 
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
+        if let Some(quick) = &self.quick {
+            quick.close().await;
+        }
     }
+
+    /// A transaction whose commit is quick (see [`Store`]): on SQLite, on
+    /// a connection with `synchronous = NORMAL` (under WAL the log is not
+    /// synced at commit, only before a checkpoint); on PostgreSQL, with
+    /// `synchronous_commit` off for this transaction (the WAL writer
+    /// flushes it within a fraction of a second).
+    pub async fn begin_quick(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        let mut tx = self.quick_pool().begin().await?;
+        if tx.backend_name() == "PostgreSQL" {
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// Where single statements of the login path run; see [`Store`].
+    pub(crate) fn quick_pool(&self) -> &Pool {
+        self.quick.as_ref().unwrap_or(&self.pool)
+    }
+}
+
+/// A second, small pool on the same SQLite file (already created and
+/// migrated) whose connections commit without syncing the log. Writers
+/// take turns on SQLite whatever the pool, so two connections suffice.
+async fn connect_quick_sqlite(url: &str) -> Result<Pool, sqlx::Error> {
+    AnyPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("PRAGMA synchronous = NORMAL")
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(&sqlite_url(url))
+        .await
 }
 
 /// Opens the pool and brings the schema up to date.
@@ -70,13 +132,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Pool, sqlx::Erro
     if let Some(path) = sqlite_file(url).filter(|_| creates) {
         create_private_file(&path)?;
     }
-    let url = if sqlite && !url.contains("mode=") {
-        // A first start must create the file; sqlx's default is to refuse.
-        let sep = if url.contains('?') { '&' } else { '?' };
-        format!("{url}{sep}mode=rwc")
-    } else {
-        url.to_owned()
-    };
+    let url = sqlite_url(url);
     let pool = AnyPoolOptions::new()
         // SQLite serialises writers anyway; fewer connections mean fewer
         // SQLITE_BUSY retries under load.
@@ -102,6 +158,17 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Pool, sqlx::Erro
     }
     MIGRATOR.run(&pool).await?;
     Ok(pool)
+}
+
+/// `url`, with `mode=rwc` added to a `sqlite:` URL that names no mode: a
+/// first start must create the file, and sqlx's default is to refuse.
+fn sqlite_url(url: &str) -> String {
+    if url.starts_with("sqlite:") && !url.contains("mode=") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{sep}mode=rwc")
+    } else {
+        url.to_owned()
+    }
 }
 
 /// The file of a `sqlite:` URL; `None` for other databases and in-memory
@@ -148,6 +215,75 @@ pub fn now() -> i64 {
 mod tests {
     use super::*;
 
+    /// The reservation reads the account in its own transaction when it
+    /// counts, and neither counts nor reads when a counter is locked.
+    #[tokio::test]
+    async fn a_reservation_reads_the_account_only_when_it_counts() {
+        let path = std::env::temp_dir().join(format!("store_{}.db", uuid::Uuid::new_v4()));
+        let store = Store::connect(&format!("sqlite://{}", path.display()), 2)
+            .await
+            .unwrap();
+        let now = now();
+        let user = NewUser {
+            id: "u1",
+            email: "A@example.com",
+            email_key: "a@example.com",
+            name: None,
+            password_hash: "hash".to_owned(),
+            role: "user",
+            created_at: now,
+        };
+        assert!(store.insert_user(user).await.unwrap());
+        // One attempt allowed: the first counts and locks, the next is refused.
+        let limit = Limit {
+            allowed: 1,
+            base: 30,
+            cap: 300,
+            window: 900,
+        };
+        let reserve = |keys: &'static [&'static str], account: Option<&'static str>| {
+            let store = store.clone();
+            async move {
+                let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+                let counters: Vec<_> = keys.iter().map(|k| (k, limit)).collect();
+                store
+                    .reserve_throttle_counters(&counters, now, account)
+                    .await
+                    .unwrap()
+            }
+        };
+        match reserve(&["account:a"], Some("a@example.com")).await {
+            Reservation::Counted(Some((subject, hash))) => {
+                assert_eq!(subject.id, "u1");
+                assert_eq!(subject.email, "A@example.com");
+                assert_eq!(hash, "hash");
+            }
+            other => panic!("expected the account, got {other:?}"),
+        }
+        assert!(matches!(
+            reserve(&["address:b"], Some("nobody@example.com")).await,
+            Reservation::Counted(None)
+        ));
+        assert!(matches!(
+            reserve(&["address:c"], None).await,
+            Reservation::Counted(None)
+        ));
+        // `account:a` is locked now: the attempt on both counters counts on
+        // neither (the fresh `address:d` stays absent).
+        assert!(matches!(
+            reserve(&["address:d", "account:a"], Some("a@example.com")).await,
+            Reservation::Locked
+        ));
+        assert_eq!(
+            store.throttle_blocked_until("address:d").await.unwrap(),
+            None
+        );
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
     /// A login's worth of transactions from many tasks at once on SQLite's
     /// pool: all finish (no SQLITE_BUSY, none waits for a connection
     /// another holds while waiting itself), and none is lost.
@@ -186,8 +322,10 @@ mod tests {
                 tokio::spawn(async move {
                     let account = format!("account:{}", i % 4);
                     let counters = [(&account, limit), (&address, limit)];
-                    assert!(store.reserve_throttle_counters(&counters, now).await?);
-                    assert!(store.find_user("a@example.com").await?.is_some());
+                    let reserved = store
+                        .reserve_throttle_counters(&counters, now, Some("a@example.com"))
+                        .await?;
+                    assert!(matches!(reserved, Reservation::Counted(Some(_))));
                     let release = LoginRelease {
                         clear: Some(account.clone()),
                         release: (address.clone(), limit.allowed),

@@ -171,6 +171,10 @@ impl Store {
     /// transaction, together with what the login gives back to the
     /// throttle (`release`), so that a successful login commits once
     /// after its hash; bound to the DPoP key `jkt` when given.
+    ///
+    /// A quick commit ([`Store::begin_quick`]): a machine crash may forget
+    /// the last sessions started, whose users then log in again; it never
+    /// forgets a revocation, which commits durably.
     #[allow(clippy::too_many_arguments)]
     pub async fn start_session(
         &self,
@@ -182,7 +186,7 @@ impl Store {
         release: Option<&LoginRelease>,
         jkt: Option<&str>,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_quick().await?;
         if let Some(release) = release {
             release.apply(&mut tx).await?;
         }

@@ -1,6 +1,6 @@
 //! `users`: accounts.
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::Store;
 use crate::sessions::Subject;
@@ -38,27 +38,30 @@ impl Store {
         .rows_affected();
         Ok(inserted > 0)
     }
+}
 
-    /// The account and its password hash, by lookup key.
-    pub async fn find_user(
-        &self,
-        email_key: &str,
-    ) -> Result<Option<(Subject, String)>, sqlx::Error> {
-        let row =
-            sqlx::query("SELECT id, email, role, password_hash FROM users WHERE email_key = $1")
-                .bind(email_key)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.map(|row| {
-            Ok((
-                Subject {
-                    id: row.try_get("id")?,
-                    email: row.try_get("email")?,
-                    role: row.try_get("role")?,
-                },
-                row.try_get("password_hash")?,
-            ))
-        })
-        .transpose()
-    }
+/// An account as a login needs it: who it is and its password hash.
+pub type Credentials = (Subject, String);
+
+/// The account and its password hash, by lookup key; on `conn`, inside
+/// the transaction that reserves the login's throttle counters.
+pub(super) async fn find_account(
+    conn: &mut AnyConnection,
+    email_key: &str,
+) -> Result<Option<Credentials>, sqlx::Error> {
+    let row = sqlx::query("SELECT id, email, role, password_hash FROM users WHERE email_key = $1")
+        .bind(email_key)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|row| {
+        Ok((
+            Subject {
+                id: row.try_get("id")?,
+                email: row.try_get("email")?,
+                role: row.try_get("role")?,
+            },
+            row.try_get("password_hash")?,
+        ))
+    })
+    .transpose()
 }
