@@ -117,15 +117,7 @@ impl Throttle {
             }
             LoginKeys::Device { device } => &[(device, self.failures(self.config.device_failures))],
         };
-        let now = now();
-        match self
-            .store
-            .reserve_throttle_counters(counters, now, email_key)
-            .await?
-        {
-            Reservation::Counted(account) => Ok(Admission::Admitted(account)),
-            Reservation::Locked => Ok(Admission::Refused(self.wait(counters, now).await?)),
-        }
+        self.admit(counters, now(), email_key).await
     }
 
     /// Reserves one registration for the client address (never given back:
@@ -187,13 +179,27 @@ impl Throttle {
         counters: &[(&String, Limit)],
         now: i64,
     ) -> Result<Option<u64>, sqlx::Error> {
+        Ok(match self.admit(counters, now, None).await? {
+            Admission::Refused(wait) => Some(wait),
+            Admission::Admitted(_) => None,
+        })
+    }
+
+    /// Counts the attempt on every counter at `now` (reading the account
+    /// by `email_key` in the same transaction), or says how long to wait.
+    async fn admit(
+        &self,
+        counters: &[(&String, Limit)],
+        now: i64,
+        email_key: Option<&str>,
+    ) -> Result<Admission, sqlx::Error> {
         match self
             .store
-            .reserve_throttle_counters(counters, now, None)
+            .reserve_throttle_counters(counters, now, email_key)
             .await?
         {
-            Reservation::Counted(_) => Ok(None),
-            Reservation::Locked => Ok(Some(self.wait(counters, now).await?)),
+            Reservation::Counted(account) => Ok(Admission::Admitted(account)),
+            Reservation::Locked => Ok(Admission::Refused(self.wait(counters, now).await?)),
         }
     }
 

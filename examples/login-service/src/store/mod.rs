@@ -215,15 +215,13 @@ pub fn now() -> i64 {
 mod tests {
     use super::*;
 
-    /// The reservation reads the account in its own transaction when it
-    /// counts, and neither counts nor reads when a counter is locked.
-    #[tokio::test]
-    async fn a_reservation_reads_the_account_only_when_it_counts() {
+    /// A store on a new SQLite file with one account, `u1`, whose email
+    /// lookup key is `a@example.com`; and the file, for [`remove`].
+    async fn store_with_user(max_connections: u32) -> (Store, PathBuf) {
         let path = std::env::temp_dir().join(format!("store_{}.db", uuid::Uuid::new_v4()));
-        let store = Store::connect(&format!("sqlite://{}", path.display()), 2)
+        let store = Store::connect(&format!("sqlite://{}", path.display()), max_connections)
             .await
             .unwrap();
-        let now = now();
         let user = NewUser {
             id: "u1",
             email: "A@example.com",
@@ -231,9 +229,25 @@ mod tests {
             name: None,
             password_hash: "hash".to_owned(),
             role: "user",
-            created_at: now,
+            created_at: now(),
         };
         assert!(store.insert_user(user).await.unwrap());
+        (store, path)
+    }
+
+    async fn remove(store: Store, path: PathBuf) {
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    /// The reservation reads the account in its own transaction when it
+    /// counts, and neither counts nor reads when a counter is locked.
+    #[tokio::test]
+    async fn a_reservation_reads_the_account_only_when_it_counts() {
+        let (store, path) = store_with_user(2).await;
+        let now = now();
         // One attempt allowed: the first counts and locks, the next is refused.
         let limit = Limit {
             allowed: 1,
@@ -278,10 +292,7 @@ mod tests {
             store.throttle_blocked_until("address:d").await.unwrap(),
             None
         );
-        store.close().await;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        remove(store, path).await;
     }
 
     /// A login's worth of transactions from many tasks at once on SQLite's
@@ -289,25 +300,8 @@ mod tests {
     /// another holds while waiting itself), and none is lost.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_serves_concurrent_logins() {
-        let path = std::env::temp_dir().join(format!("store_{}.db", uuid::Uuid::new_v4()));
-        let store = Store::connect(&format!("sqlite://{}", path.display()), 10)
-            .await
-            .unwrap();
+        let (store, path) = store_with_user(10).await;
         let now = now();
-        assert!(
-            store
-                .insert_user(NewUser {
-                    id: "u1",
-                    email: "a@example.com",
-                    email_key: "a@example.com",
-                    name: None,
-                    password_hash: "hash".to_owned(),
-                    role: "user",
-                    created_at: now,
-                })
-                .await
-                .unwrap()
-        );
         let limit = Limit {
             allowed: 1_000,
             base: 30,
@@ -359,9 +353,6 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(families, 64);
-        store.close().await;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        remove(store, path).await;
     }
 }
