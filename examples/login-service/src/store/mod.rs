@@ -67,7 +67,9 @@ impl Store {
         Ok(Self { pool, quick })
     }
 
-    /// Wraps a pool that [`connect`] opened; every commit is durable.
+    /// Wraps a pool that [`connect`] opened. On SQLite it has no second
+    /// pool, so its quick commits are durable too; on PostgreSQL they are
+    /// quick as with [`Store::connect`].
     pub fn new(pool: Pool) -> Self {
         Self { pool, quick: None }
     }
