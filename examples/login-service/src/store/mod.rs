@@ -107,10 +107,8 @@ impl Store {
 /// migrated) whose connections commit without syncing the log. Writers
 /// take turns on SQLite whatever the pool, so two connections suffice.
 async fn connect_quick_sqlite(url: &str) -> Result<Pool, sqlx::Error> {
-    AnyPoolOptions::new()
+    pool_options(true)
         .max_connections(2)
-        .acquire_timeout(Duration::from_secs(5))
-        .test_before_acquire(false)
         .after_connect(|conn, _| {
             Box::pin(async move {
                 sqlx::query("PRAGMA synchronous = NORMAL")
@@ -135,7 +133,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Pool, sqlx::Erro
         create_private_file(&path)?;
     }
     let url = sqlite_url(url);
-    let pool = AnyPoolOptions::new()
+    let pool = pool_options(sqlite)
         // SQLite serialises writers anyway; fewer connections mean fewer
         // SQLITE_BUSY retries under load.
         .max_connections(if sqlite {
@@ -143,12 +141,6 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Pool, sqlx::Erro
         } else {
             max_connections
         })
-        .acquire_timeout(Duration::from_secs(5))
-        // A pooled SQLite connection is a file handle in this process and
-        // cannot have died meanwhile: pinging it before every use costs a
-        // round trip to its worker thread (three per login) for nothing.
-        // A server connection can have been dropped, so it is checked.
-        .test_before_acquire(!sqlite)
         .connect(&url)
         .await?;
     if sqlite {
@@ -160,6 +152,18 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Pool, sqlx::Erro
     }
     MIGRATOR.run(&pool).await?;
     Ok(pool)
+}
+
+/// What every pool of the store shares: how long a request waits for a
+/// connection, and whether one is pinged before use. A pooled SQLite
+/// connection is a file handle in this process and cannot have died
+/// meanwhile: pinging it costs a round trip to its worker thread per
+/// checkout for nothing. A server connection can have been dropped, so it
+/// is checked.
+fn pool_options(sqlite: bool) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(!sqlite)
 }
 
 /// `url`, with `mode=rwc` added to a `sqlite:` URL that names no mode: a
