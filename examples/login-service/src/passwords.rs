@@ -38,7 +38,7 @@ pub fn check_policy(password: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Hashes and verifies on `size` threads of its own ([`Threads`]), at
+/// Hashes and verifies on `size` long-lived, niced threads of its own, at
 /// most `size` at a time (one per core, at least two).
 ///
 /// A permit is owned by the hashing thread, not by the request: a client
