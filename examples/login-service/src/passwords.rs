@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
+use zeroize::Zeroize;
 
 /// Shorter passwords are refused at registration.
 pub const MIN_CHARS: usize = 8;
@@ -166,7 +167,12 @@ impl Hasher {
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
         let threads = Arc::new(Threads::start(permits, KEEP_MEMORY));
         let dummy_hash = threads
-            .run(|_| hash_blocking("not a password anyone has: dummy for timing parity"))
+            .run(|memory| {
+                hash_in(
+                    b"not a password anyone has: dummy for timing parity",
+                    memory,
+                )
+            })
             .await;
         Self {
             threads,
@@ -239,10 +245,10 @@ impl Hasher {
         drop(waiting);
         let this = self.clone();
         self.threads
-            .run(move |_| {
+            .run(move |memory| {
                 let _held = (share, permit);
                 let _running = this.start(Work::Registration);
-                hash_blocking(&password)
+                hash_in(password.as_bytes(), memory)
             })
             .await
     }
@@ -370,11 +376,28 @@ fn work_through(queue: &Mutex<mpsc::Receiver<Job>>, keep: Duration) {
 }
 
 /// A hashing thread's argon2 working memory, grown to the largest
-/// parameters it has verified with.
+/// parameters it has hashed with.
+///
+/// Its blocks are derived from the last password hashed in it: the next
+/// hash overwrites them all, and they are wiped before the memory goes back
+/// to the allocator (when its thread idles, a hash panics or the thread
+/// ends), so no password-derived block outlives its thread's use of it in
+/// freed memory that a later allocation, a core dump or swap could show.
 #[derive(Default)]
 pub struct Memory(Vec<Block>);
 
+impl Drop for Memory {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
 impl Memory {
+    /// Zeroes every block (volatile writes: not optimized away).
+    fn wipe(&mut self) {
+        self.0.iter_mut().for_each(Zeroize::zeroize);
+    }
+
     fn blocks(&mut self, params: &Params) -> &mut [Block] {
         let count = params.block_count();
         if self.0.len() < count {
@@ -401,12 +424,36 @@ fn lower_priority() {
     }
 }
 
-fn hash_blocking(password: &str) -> String {
+/// A new PHC string for `password`: argon2id with [`argon2`]'s parameters
+/// and a fresh salt, computed in `memory`.
+///
+/// What argon2's `PasswordHasher` builds, except that the 19 MiB of blocks
+/// are the hashing thread's, reused and wiped like a login's, instead of
+/// allocated for this hash and freed unwiped.
+fn hash_in(password: &[u8], memory: &mut Memory) -> String {
+    let argon2 = argon2();
+    let params = argon2.params().clone();
     let salt = SaltString::generate(&mut OsRng);
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 hashing with valid params cannot fail")
-        .to_string()
+    let mut salt_bytes = [0u8; 64];
+    let raw_salt = salt
+        .decode_b64(&mut salt_bytes)
+        .expect("a generated salt decodes");
+    let blocks = memory.blocks(&params);
+    let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = Output::init_with(output_len, |out| {
+        argon2
+            .hash_password_into_with_memory(password, raw_salt, out, &mut *blocks)
+            .map_err(Into::into)
+    })
+    .expect("argon2 hashing with valid params cannot fail");
+    PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).expect("static argon2 parameters encode"),
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    }
+    .to_string()
 }
 
 /// Whether `password` matches the PHC string `hash`, computed in `memory`.
@@ -605,7 +652,7 @@ mod tests {
     /// strings that are not hashes at all.
     #[test]
     fn verify_agrees_with_argon2s_own_verifier() {
-        use argon2::PasswordVerifier;
+        use argon2::{PasswordHasher, PasswordVerifier};
         let mut hashes = Vec::new();
         for algorithm in [Algorithm::Argon2id, Algorithm::Argon2i, Algorithm::Argon2d] {
             for version in [Version::V0x13, Version::V0x10] {
@@ -620,7 +667,7 @@ mod tests {
                 }
             }
         }
-        hashes.push(hash_blocking("correct horse"));
+        hashes.push(hash_in(b"correct horse", &mut Memory::default()));
         let mut memory = Memory::default();
         for hash in &hashes {
             let parsed = PasswordHash::new(hash).unwrap();
@@ -656,6 +703,29 @@ mod tests {
         assert!(verify(b"correct horse", service, &mut memory));
     }
 
+    /// A memory's blocks hold password-derived data after a hash and none
+    /// after `wipe`, which its `drop` runs before the blocks are freed; a
+    /// wiped memory still hashes correctly (every block is rewritten).
+    #[test]
+    fn memory_is_wiped_before_it_is_freed() {
+        let nonzero = |memory: &Memory| {
+            memory
+                .0
+                .iter()
+                .filter(|block| block.as_ref().iter().any(|&word| word != 0))
+                .count()
+        };
+        let mut memory = Memory::default();
+        let phc = hash_in(b"correct horse", &mut memory);
+        assert_eq!(memory.0.len(), 19 * 1024);
+        assert!(nonzero(&memory) > 19 * 1024 - 8, "{}", nonzero(&memory));
+        memory.wipe();
+        assert_eq!(memory.0.len(), 19 * 1024);
+        assert_eq!(nonzero(&memory), 0);
+        assert!(verify(b"correct horse", &phc, &mut memory));
+        assert!(!verify(b"correct horsE", &phc, &mut memory));
+    }
+
     /// A job that panics fails its own request only: the thread lives on
     /// and takes the next job.
     #[tokio::test]
@@ -677,13 +747,13 @@ mod tests {
     #[tokio::test]
     async fn idle_hashing_threads_give_their_memory_back() {
         let busy = Threads::start(1, Duration::from_secs(3600));
-        let hash = hash_blocking("correct horse");
+        let hash = hash_in(b"correct horse", &mut Memory::default());
         let len = |memory: &mut Memory| memory.0.len();
         assert!(busy.run(move |m| verify(b"correct horse", &hash, m)).await);
         assert_eq!(busy.run(len).await, 19 * 1024);
 
         let idle = Threads::start(1, Duration::from_millis(1));
-        let hash = hash_blocking("correct horse");
+        let hash = hash_in(b"correct horse", &mut Memory::default());
         assert!(idle.run(move |m| verify(b"correct horse", &hash, m)).await);
         let freed = async {
             while idle.run(len).await != 0 {
