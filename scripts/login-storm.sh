@@ -21,6 +21,9 @@
 # probe's p99 during the storm <= 2 x its idle p99. Exits 1 when one is
 # missed or a request failed.
 #
+# HASHING_TICK_US, when set, reaches the service (its --hashing-tick-us);
+# the limit is measured without it.
+#
 # The accounts (USERS, default 8 x permits) log in round-robin with the right
 # password; the failure and registration limits are raised so the throttle,
 # which is not what is measured, never answers instead of the hash.

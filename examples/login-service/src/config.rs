@@ -78,6 +78,10 @@ pub struct Config {
     pub key_reload_interval: Duration,
     pub throttle: ThrottleConfig,
     pub max_connections: u32,
+    /// While password hashes fill every CPU, a thread pinned to each CPU
+    /// wakes this often so request threads wait less behind a hash (Linux;
+    /// see the README's "Passwords"). `None`, the default: no such threads.
+    pub hashing_tick: Option<Duration>,
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name
     /// the client for per-address limits. Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -112,6 +116,7 @@ impl Config {
             key_reload_interval: Duration::from_secs(DEFAULT_KEY_RELOAD_SECS),
             throttle: ThrottleConfig::default(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            hashing_tick: None,
             trusted_proxies: Vec::new(),
             key_encryption_key_file: None,
             redis_url: None,

@@ -29,6 +29,7 @@ mod maintenance;
 pub mod metrics;
 mod openapi;
 pub mod passwords;
+mod preemption;
 mod revocation;
 mod routes;
 mod sessions;
@@ -163,7 +164,7 @@ impl App {
         let revocations = Arc::new(revocation::Revocations::start(&config, store.clone()).await?);
         revocation::Revocations::spawn_feed(Arc::downgrade(&revocations));
         let state = AppState(Arc::new(Inner {
-            hasher: Hasher::new().await,
+            hasher: Hasher::with_tick(config.hashing_tick).await,
             throttle: throttle::Throttle::new(store.clone(), config.throttle.clone()),
             sessions: sessions::Sessions::new(
                 store.clone(),

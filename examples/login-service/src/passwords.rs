@@ -14,6 +14,8 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 use zeroize::Zeroize;
 
+use crate::preemption::PreemptionPoints;
+
 /// Shorter passwords are refused at registration.
 pub const MIN_CHARS: usize = 8;
 /// Longer passwords are refused, never truncated; this also caps hashing cost.
@@ -163,9 +165,23 @@ impl Drop for Waiting {
 }
 
 impl Hasher {
+    /// Without preemption ticks (see [`Hasher::with_tick`]).
     pub async fn new() -> Self {
+        Self::with_tick(None).await
+    }
+
+    /// With a ticker pinned to each CPU waking every `tick` while hashes
+    /// fill every CPU (`None`: none): a woken request thread waits at most
+    /// about `tick` behind a hash instead of up to a scheduler tick, for a
+    /// few percent of hashing throughput (the `preemption` module).
+    pub async fn with_tick(tick: Option<Duration>) -> Self {
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
-        let threads = Arc::new(Threads::start(permits, KEEP_MEMORY));
+        let threads = Arc::new(Threads::start(permits, KEEP_MEMORY, tick));
+        tracing::debug!(
+            threads = permits,
+            tickers = threads.points.tickers(),
+            "password hashing started"
+        );
         let dummy_hash = threads
             .run(|memory| {
                 hash_in(
@@ -313,24 +329,28 @@ type Job = Box<dyn FnOnce(&mut Memory) + Send>;
 /// permit a job never waits for a thread.
 struct Threads {
     jobs: mpsc::Sender<Job>,
+    /// Also held by each hashing thread, which marks its hashes there.
+    points: Arc<PreemptionPoints>,
 }
 
 impl Threads {
     /// `size` threads, each keeping its memory for `keep` without work.
-    fn start(size: usize, keep: Duration) -> Self {
+    fn start(size: usize, keep: Duration, tick: Option<Duration>) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
+        let points = Arc::new(PreemptionPoints::start(size, tick));
         for _ in 0..size {
             let queue = queue.clone();
+            let points = points.clone();
             std::thread::Builder::new()
                 .name("argon2id".into())
                 .spawn(move || {
                     lower_priority();
-                    work_through(&queue, keep);
+                    work_through(&queue, keep, &points);
                 })
                 .expect("cannot start a hashing thread");
         }
-        Self { jobs }
+        Self { jobs, points }
     }
 
     /// Runs `work` on a hashing thread and waits for it without blocking
@@ -354,7 +374,7 @@ impl Threads {
 /// A hashing thread's loop: one job at a time until every [`Threads`] is
 /// dropped. A job that panics loses its answer (the request gets an
 /// error), not the thread.
-fn work_through(queue: &Mutex<mpsc::Receiver<Job>>, keep: Duration) {
+fn work_through(queue: &Mutex<mpsc::Receiver<Job>>, keep: Duration, points: &PreemptionPoints) {
     let mut memory = Memory::default();
     loop {
         // The lock is held only while waiting, so an idle thread times out
@@ -365,6 +385,7 @@ fn work_through(queue: &Mutex<mpsc::Receiver<Job>>, keep: Duration) {
         };
         match next {
             Ok(job) => {
+                let _hashing = points.hashing();
                 if catch_unwind(AssertUnwindSafe(|| job(&mut memory))).is_err() {
                     memory = Memory::default();
                 }
@@ -630,7 +651,7 @@ mod tests {
     async fn hashing_threads_run_niced() {
         use rustix::process::getpriority_process;
         let ours = getpriority_process(Some(rustix::thread::gettid())).unwrap();
-        let threads = Threads::start(2, KEEP_MEMORY);
+        let threads = Threads::start(2, KEEP_MEMORY, None);
         let theirs = threads
             .run(|_| getpriority_process(Some(rustix::thread::gettid())).unwrap())
             .await;
@@ -726,11 +747,38 @@ mod tests {
         assert!(!verify(b"correct horsE", &phc, &mut memory));
     }
 
+    /// A hash counts as running for the preemption points' tickers while
+    /// its job runs, and only then.
+    #[tokio::test]
+    async fn hashes_wake_the_preemption_points_while_they_run() {
+        let threads = Threads::start(2, KEEP_MEMORY, None);
+        let points = threads.points.clone();
+        assert_eq!(threads.run(move |_| points.running()).await, 1);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while threads.points.running() != 0 {
+            assert!(std::time::Instant::now() < deadline, "the hash never ended");
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// `--hashing-tick-us` reaches the tickers: none without it, one per
+    /// CPU the process may use with it, when the permits can fill them.
+    #[tokio::test]
+    #[cfg(target_os = "linux")]
+    async fn a_hasher_with_a_tick_has_a_ticker_per_cpu() {
+        let cpus = crate::preemption::allowed_cpus().len();
+        assert_eq!(Hasher::new().await.threads.points.tickers(), 0);
+        let ticking = Hasher::with_tick(Some(Duration::from_micros(500))).await;
+        if ticking.size >= cpus {
+            assert_eq!(ticking.threads.points.tickers(), cpus);
+        }
+    }
+
     /// A job that panics fails its own request only: the thread lives on
     /// and takes the next job.
     #[tokio::test]
     async fn a_panicking_hash_does_not_cost_a_thread() {
-        let threads = Arc::new(Threads::start(1, KEEP_MEMORY));
+        let threads = Arc::new(Threads::start(1, KEEP_MEMORY, None));
         let panicking = threads.clone();
         let failed = tokio::spawn(async move {
             panicking
@@ -746,13 +794,13 @@ mod tests {
     /// keeps it from one hash to the next.
     #[tokio::test]
     async fn idle_hashing_threads_give_their_memory_back() {
-        let busy = Threads::start(1, Duration::from_secs(3600));
+        let busy = Threads::start(1, Duration::from_secs(3600), None);
         let hash = hash_in(b"correct horse", &mut Memory::default());
         let len = |memory: &mut Memory| memory.0.len();
         assert!(busy.run(move |m| verify(b"correct horse", &hash, m)).await);
         assert_eq!(busy.run(len).await, 19 * 1024);
 
-        let idle = Threads::start(1, Duration::from_millis(1));
+        let idle = Threads::start(1, Duration::from_millis(1), None);
         let hash = hash_in(b"correct horse", &mut Memory::default());
         assert!(idle.run(move |m| verify(b"correct horse", &hash, m)).await);
         let freed = async {
