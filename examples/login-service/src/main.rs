@@ -75,7 +75,7 @@ struct ServeArgs {
     /// While password hashes fill every CPU, wake a thread pinned to each
     /// CPU every this many microseconds, so other routes wait less behind a
     /// hash during a login storm, for a few percent of hashing throughput
-    /// (Linux; 0, the default: off). 500 is what was measured.
+    /// (Linux; 0, the default: off; at least 100). 500 is what was measured.
     #[arg(long, env = "HASHING_TICK_US", default_value_t = 0)]
     hashing_tick_us: u64,
     /// A reverse proxy (CIDR or address) whose Forwarded / X-Forwarded-For

@@ -459,14 +459,9 @@ fn hash_in(password: &[u8], memory: &mut Memory) -> String {
     let raw_salt = salt
         .decode_b64(&mut salt_bytes)
         .expect("a generated salt decodes");
-    let blocks = memory.blocks(&params);
     let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
-    let output = Output::init_with(output_len, |out| {
-        argon2
-            .hash_password_into_with_memory(password, raw_salt, out, &mut *blocks)
-            .map_err(Into::into)
-    })
-    .expect("argon2 hashing with valid params cannot fail");
+    let output = output_in(&argon2, password, raw_salt, output_len, memory)
+        .expect("argon2 hashing with valid params cannot fail");
     PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
@@ -504,15 +499,27 @@ pub fn verify(password: &[u8], hash: &str, memory: &mut Memory) -> bool {
     let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
         return false;
     };
-    let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params.clone());
-    let blocks = memory.blocks(&params);
-    Output::init_with(expected.len(), |out| {
+    let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params);
+    output_in(&argon2, password, salt, expected.len(), memory)
+        // `Output`'s equality is constant-time.
+        .is_ok_and(|computed| computed == expected)
+}
+
+/// argon2's output of `len` bytes for `password` and the raw `salt`,
+/// computed in `memory` (grown to `argon2`'s parameters if need be).
+fn output_in(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    len: usize,
+    memory: &mut Memory,
+) -> argon2::password_hash::Result<Output> {
+    let blocks = memory.blocks(argon2.params());
+    Output::init_with(len, |out| {
         argon2
             .hash_password_into_with_memory(password, salt, out, &mut *blocks)
             .map_err(Into::into)
     })
-    // `Output`'s equality is constant-time.
-    .is_ok_and(|computed| computed == expected)
 }
 
 #[cfg(test)]
