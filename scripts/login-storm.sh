@@ -21,8 +21,9 @@
 # probe's p99 during the storm <= 2 x its idle p99. Exits 1 when one is
 # missed or a request failed.
 #
-# HASHING_TICK_US, when set, reaches the service (its --hashing-tick-us);
-# the limit is measured without it.
+# HASHING_TICK_US and REALTIME_WORKERS, when set, reach the service (its
+# --hashing-tick-us and --realtime-workers); the limit is measured without
+# them. REALTIME_WORKERS=true needs the right to real-time priorities.
 #
 # The accounts (USERS, default 8 x permits) log in round-robin with the right
 # password; the failure and registration limits are raised so the throttle,
@@ -128,6 +129,7 @@ missed=0
 verdict() { if awk -v v="$1" -v g="$2" -v dir="$3" 'BEGIN { exit !(dir == "min" ? v >= g : v <= g) }'; then echo ok; else echo MISSED; fi; }
 echo
 echo "login storm, $rounds rounds of ${seconds}s, $connections connections, $permits hashing permits:"
+echo "  service settings: REALTIME_WORKERS=${REALTIME_WORKERS:-(unset)} HASHING_TICK_US=${HASHING_TICK_US:-(unset)}"
 t_verdict="$(verdict "$throughput" 0.90 min)"
 l_verdict="$(verdict "$latency" 2.0 max)"
 [[ "$t_verdict" == ok && "$l_verdict" == ok ]] || missed=1

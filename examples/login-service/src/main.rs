@@ -76,8 +76,15 @@ struct ServeArgs {
     /// CPU every this many microseconds, so other routes wait less behind a
     /// hash during a login storm, for a few percent of hashing throughput
     /// (Linux; 0, the default: off; at least 100). 500 is what was measured.
+    /// Where allowed, --realtime-workers does better.
     #[arg(long, env = "HASHING_TICK_US", default_value_t = 0)]
     hashing_tick_us: u64,
+    /// Run the request-handling threads at real-time priority (Linux,
+    /// SCHED_RR 1), so requests never wait behind a password hash for the
+    /// CPU; costs some login throughput during a storm. Needs root,
+    /// CAP_SYS_NICE or RLIMIT_RTPRIO >= 1; without it, a warning.
+    #[arg(long, env = "REALTIME_WORKERS")]
+    realtime_workers: bool,
     /// A reverse proxy (CIDR or address) whose Forwarded / X-Forwarded-For
     /// names the client; repeat for more, or comma-separate in the env.
     #[arg(
@@ -157,19 +164,7 @@ enum KeysCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            // Display, not Debug: the messages say what to do.
-            eprintln!("login-service: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run() -> Result<(), BoxError> {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
@@ -179,6 +174,26 @@ async fn run() -> Result<(), BoxError> {
         )
         .init();
     let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if cli.command.is_none() && cli.serve.realtime_workers {
+        login_service::realtime::on_workers(&mut runtime);
+    }
+    let result = match runtime.build() {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => Err(e.into()),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Display, not Debug: the messages say what to do.
+            eprintln!("login-service: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), BoxError> {
     match cli.command {
         None => serve(cli.database_url, cli.key_encryption_key_file, cli.serve).await,
         Some(Command::Users(UsersCommand::Add { email, role, name })) => {

@@ -28,6 +28,9 @@
 //! storm's login rate from 0.91 to 0.81 of the argon2id limit (noisy, same
 //! run; BENCHMARKS.md, "Preemption points"). A login service whose other
 //! routes matter more than its login rate during a storm can turn it on.
+//! Where the service may use real-time priorities, `--realtime-workers`
+//! (the `realtime` module) does better: the request threads preempt the
+//! hash themselves when they wake, and no hash pays for ticks.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;

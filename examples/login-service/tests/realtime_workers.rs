@@ -1,0 +1,265 @@
+//! `--realtime-workers` on the real binary, read back from the kernel
+//! (`/proc/PID/task/*/stat`): with it the runtime's workers are `SCHED_RR`
+//! at priority 1 and no other thread is real-time; without it none is;
+//! where real-time priorities are refused the service says so and serves.
+#![cfg(target_os = "linux")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const SCHED_OTHER: u32 = 0;
+const SCHED_RR: u32 = 2;
+
+struct Service {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    _dir: TempDir,
+}
+
+/// A directory removed on drop, writable by anyone (the service may run
+/// as `nobody`).
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Service {
+    /// The service on a fresh SQLite file, its command line prefixed by
+    /// `wrapper` (a program that runs the rest), `REALTIME_WORKERS` set to
+    /// `realtime`.
+    fn start(name: &str, wrapper: &[&str], realtime: bool) -> Self {
+        let dir = TempDir::new(name);
+        let binary = env!("CARGO_BIN_EXE_login-service");
+        let (program, args) = match wrapper.split_first() {
+            Some((program, rest)) => (*program, [rest, &[binary]].concat()),
+            None => (binary, Vec::new()),
+        };
+        let mut child = Command::new(program)
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--issuer", "http://login.test"])
+            .arg("--database-url")
+            .arg(format!("sqlite://{}", dir.0.join("login.db").display()))
+            .env("REALTIME_WORKERS", realtime.to_string())
+            .env("RUST_LOG", "login_service=info")
+            .env_remove("DATABASE_URL")
+            .env_remove("LISTEN")
+            .env_remove("METRICS_LISTEN")
+            .env_remove("KEY_ENCRYPTION_KEY_FILE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start login-service");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+            _dir: dir,
+        }
+    }
+
+    /// Waits (30 s at most) for a log line containing `message`.
+    fn logged(&mut self, message: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(line) = self.seen.iter().find(|line| line.contains(message)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no {message:?} in {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// `GET /.well-known/jwks.json`'s status line.
+    fn answers(&mut self) -> String {
+        let line = self.logged("login-service listening");
+        let address = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("address="))
+            .unwrap();
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+            .write_all(
+                b"GET /.well-known/jwks.json HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+            )
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer.lines().next().unwrap_or_default().to_owned()
+    }
+
+    /// Each thread of the service (the wrapper `exec`s it): its name, its
+    /// scheduling policy and its real-time priority.
+    fn threads(&self) -> Vec<(String, u32, u32)> {
+        let tasks = Path::new("/proc")
+            .join(self.child.id().to_string())
+            .join("task");
+        let mut threads = Vec::new();
+        for task in std::fs::read_dir(tasks).unwrap() {
+            let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+                continue; // a thread that just ended
+            };
+            let open = stat.find('(').unwrap();
+            let close = stat.rfind(')').unwrap();
+            let name = stat[open + 1..close].to_owned();
+            // Fields from the third on; rt_priority is the 40th, policy the 41st.
+            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+            threads.push((
+                name,
+                fields[41 - 3].parse().unwrap(),
+                fields[40 - 3].parse().unwrap(),
+            ));
+        }
+        threads
+    }
+
+    /// Waits (30 s at most) until `done` holds of the threads.
+    fn threads_until(&self, what: &str, done: impl Fn(&[(String, u32, u32)]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let threads = self.threads();
+            if done(&threads) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never {what}: {threads:#?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const WARNING: &str = "workers stay in the fair class";
+
+/// Whether this test process may use real-time priorities.
+fn allowed() -> bool {
+    std::thread::spawn(|| login_service::realtime::promote_current_thread().is_ok())
+        .join()
+        .unwrap()
+}
+
+fn workers(threads: &[(String, u32, u32)]) -> impl Iterator<Item = &(String, u32, u32)> {
+    threads
+        .iter()
+        .filter(|(name, ..)| name == "tokio-rt-worker")
+}
+
+#[test]
+fn with_the_flag_workers_are_realtime_and_nothing_else_is() {
+    let mut service = Service::start("rt-workers-on", &[], true);
+    assert!(service.answers().starts_with("HTTP/1.1 200"));
+    if !allowed() {
+        service.logged(WARNING);
+        assert!(service.threads().iter().all(|t| t.1 == SCHED_OTHER));
+        return;
+    }
+    service.threads_until("every worker SCHED_RR 1", |threads| {
+        workers(threads).count() > 0 && workers(threads).all(|t| (t.1, t.2) == (SCHED_RR, 1))
+    });
+    let threads = service.threads();
+    for (name, policy, _) in threads
+        .iter()
+        .filter(|(name, ..)| name != "tokio-rt-worker")
+    {
+        assert_eq!(*policy, SCHED_OTHER, "{name}: {threads:#?}");
+    }
+    assert!(
+        threads.iter().any(|(name, ..)| name == "argon2id"),
+        "{threads:#?}"
+    );
+    assert!(!service.seen.iter().any(|line| line.contains(WARNING)));
+}
+
+#[test]
+fn without_the_flag_no_thread_is_realtime() {
+    let mut service = Service::start("rt-workers-off", &[], false);
+    assert!(service.answers().starts_with("HTTP/1.1 200"));
+    let threads = service.threads();
+    assert!(workers(&threads).count() > 0, "{threads:#?}");
+    assert!(threads.iter().all(|t| t.1 == SCHED_OTHER), "{threads:#?}");
+    assert!(!service.seen.iter().any(|line| line.contains(WARNING)));
+}
+
+/// As an unprivileged user with `RLIMIT_RTPRIO` 0 (what a container
+/// without the right gives): one warning, every thread in the fair class,
+/// and the service serves. Needs root to become that user, and util-linux's
+/// `setpriv` and `prlimit`; skipped, saying why, without them.
+#[test]
+fn refused_it_warns_and_serves() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(2) == Some("0"));
+    let tools = ["setpriv", "prlimit"].iter().all(|tool| {
+        Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success())
+    });
+    if !root || !tools {
+        eprintln!("skipped: needs root (to become nobody) and setpriv + prlimit");
+        return;
+    }
+    let unprivileged = [
+        "prlimit",
+        "--rtprio=0",
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let mut service = Service::start("rt-workers-refused", &unprivileged, true);
+    assert!(service.answers().starts_with("HTTP/1.1 200"));
+    let warning = service.logged(WARNING);
+    assert!(warning.contains("Operation not permitted"), "{warning}");
+    assert_eq!(
+        service
+            .seen
+            .iter()
+            .filter(|line| line.contains(WARNING))
+            .count(),
+        1
+    );
+    let threads = service.threads();
+    assert!(threads.iter().all(|t| t.1 == SCHED_OTHER), "{threads:#?}");
+}
