@@ -12,7 +12,9 @@
 //! `--via-hasher` instead runs twice as many tasks as threads through the
 //! service's own [`Hasher::verify`] (its threads, priority and permits, no
 //! HTTP or database) and prints `via_hasher hashes=N per_sec=R`: the gap
-//! between the two is the hasher's own overhead.
+//! between the two is the hasher's own overhead. `--tick-us N` gives that
+//! `Hasher` the service's `--hashing-tick-us N`, to measure what the ticks
+//! cost hashing alone.
 //! The parameters are taken from a hash the service's own [`Hasher`] made
 //! (argon2 verifies with the parameters stored in the hash), the thread
 //! count from its permits, and each verification is the service's own
@@ -44,6 +46,7 @@ async fn run() -> Result<(), String> {
     let mut seconds = 10.0_f64;
     let mut threads = None;
     let mut via_hasher = false;
+    let mut tick = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -56,9 +59,10 @@ async fn run() -> Result<(), String> {
             "--seconds" => seconds = value("--seconds")?,
             "--threads" => threads = Some(value("--threads")? as usize),
             "--via-hasher" => via_hasher = true,
+            "--tick-us" => tick = Some(Duration::from_secs_f64(value("--tick-us")? / 1e6)),
             other => {
                 return Err(format!(
-                    "unknown argument {other:?} (--seconds S, --threads T)"
+                    "unknown argument {other:?} (--seconds S, --threads T, --via-hasher, --tick-us N)"
                 ));
             }
         }
@@ -67,7 +71,10 @@ async fn run() -> Result<(), String> {
         return Err("--seconds must be positive".into());
     }
 
-    let hasher = Hasher::new().await;
+    if tick.is_some() && !via_hasher {
+        return Err("--tick-us applies to --via-hasher only".into());
+    }
+    let hasher = Hasher::with_tick(tick).await;
     let permits = hasher.load().permits;
     let threads = threads.unwrap_or(permits).max(1);
     let hash = hasher.hash(PASSWORD.to_owned()).await;
