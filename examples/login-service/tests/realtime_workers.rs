@@ -48,7 +48,17 @@ impl Service {
     /// `realtime`.
     fn start(name: &str, wrapper: &[&str], realtime: bool) -> Self {
         let dir = TempDir::new(name);
-        let binary = env!("CARGO_BIN_EXE_login-service");
+        let mut binary = std::path::PathBuf::from(env!("CARGO_BIN_EXE_login-service"));
+        if !wrapper.is_empty() {
+            // The wrapper may run it as another user, who may not reach the
+            // build directory: a link (or copy) in the open temporary one.
+            let reachable = dir.0.join("login-service");
+            if std::fs::hard_link(&binary, &reachable).is_err() {
+                std::fs::copy(&binary, &reachable).unwrap();
+            }
+            binary = reachable;
+        }
+        let binary = binary.to_str().unwrap();
         let (program, args) = match wrapper.split_first() {
             Some((program, rest)) => (*program, [rest, &[binary]].concat()),
             None => (binary, Vec::new()),
