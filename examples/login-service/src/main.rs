@@ -80,9 +80,9 @@ struct ServeArgs {
     #[arg(long, env = "HASHING_TICK_US", default_value_t = 0)]
     hashing_tick_us: u64,
     /// Run the request-handling threads at real-time priority (Linux,
-    /// SCHED_RR 1), so requests never wait behind a password hash for the
-    /// CPU; costs some login throughput during a storm. Needs root,
-    /// CAP_SYS_NICE or RLIMIT_RTPRIO >= 1; without it, a warning.
+    /// SCHED_RR 1), so during a login storm requests do not wait behind a
+    /// password hash for the CPU. Needs root, CAP_SYS_NICE or
+    /// RLIMIT_RTPRIO >= 1; without it, a warning and no change.
     #[arg(long, env = "REALTIME_WORKERS")]
     realtime_workers: bool,
     /// A reverse proxy (CIDR or address) whose Forwarded / X-Forwarded-For

@@ -17,10 +17,11 @@
 //! It needs the right to use real-time priorities: root, `CAP_SYS_NICE`,
 //! or `RLIMIT_RTPRIO` of at least 1 (systemd's `LimitRTPRIO=1`, Docker's
 //! `--ulimit rtprio=1`). Without it each worker stays where it was and one
-//! warning says why. Off by default: on a 2-vCPU VM the storm's other-route
-//! p99 fell to about its idle value but logins per second fell by about a
-//! tenth (each prompt preemption of a hash is a context switch, and they
-//! cost what a VM charges for them; BENCHMARKS.md, "Real-time workers").
+//! warning says why. Measured on a 2-vCPU VM (BENCHMARKS.md, "Real-time
+//! workers"): `/auth/me`'s p99 during a login storm fell to about its idle
+//! value (from 3–4 ×) and the login rate did not move beyond the VM's
+//! noise. Off by default all the same: a process that changes its own
+//! scheduling class is the operator's decision, not a library default.
 
 use std::cell::Cell;
 use std::io;
