@@ -8,80 +8,42 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{Backend, PASSWORD, TestDb, client};
+use common::{Backend, Binary, PASSWORD, TestDb, client};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 /// The binary, serving; killed when dropped.
-struct Running {
-    child: Child,
-    /// Its log lines, as it prints them.
-    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
-    /// The lines read so far.
-    seen: Vec<String>,
-}
+struct Running(Binary);
 
 impl Running {
     fn start(db: &TestDb, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_login-service"))
-            .args(["--listen", "127.0.0.1:0", "--issuer", "http://login.test"])
-            .args(args)
-            .env("DATABASE_URL", &db.url)
-            .env("RUST_LOG", "login_service=info")
-            .env_remove("METRICS_LISTEN")
-            .env_remove("LISTEN")
-            .env_remove("KEY_ENCRYPTION_KEY_FILE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start login-service");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
+        Self(Binary::spawn(
+            Command::new(env!("CARGO_BIN_EXE_login-service"))
+                .args(["--listen", "127.0.0.1:0", "--issuer", "http://login.test"])
+                .args(args)
+                .env("DATABASE_URL", &db.url)
+                .env("RUST_LOG", "login_service=info")
+                .env_remove("METRICS_LISTEN")
+                .env_remove("LISTEN")
+                .env_remove("KEY_ENCRYPTION_KEY_FILE")
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit()),
+        ))
     }
 
     /// The `address=` of the first log line containing `message`, waiting
     /// for it to be printed.
     async fn address_logged(&mut self, message: &str) -> SocketAddr {
-        loop {
-            if let Some(line) = self.seen.iter().find(|line| line.contains(message)) {
-                let address = line
-                    .split_whitespace()
-                    .find_map(|field| field.strip_prefix("address="))
-                    .unwrap_or_else(|| panic!("no address in {line:?}"));
-                return address.parse().unwrap();
-            }
-            let line = self.lines.recv().await.unwrap_or_else(|| {
-                panic!(
-                    "login-service exited before logging {message:?}: {:?}",
-                    self.child.try_wait()
-                )
-            });
-            self.seen.push(line);
-        }
+        self.0.address_logged(message).await
     }
 
     /// TCP sockets this process is listening on (Linux: from /proc).
     #[cfg(target_os = "linux")]
     fn listening_sockets(&self) -> usize {
-        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).unwrap();
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.0.child.id())).unwrap();
         let inodes: Vec<String> = fds
             .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
             .filter_map(|target| {
@@ -111,13 +73,6 @@ impl Running {
             // Columns: sl local rem st … inode (10th); st 0A is LISTEN.
             .filter(|row| row.len() > 9 && row[3] == "0A" && inodes.contains(&row[9]))
             .count()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -304,11 +259,12 @@ async fn without_the_option_no_metrics_listener_is_opened() {
     assert_eq!(health.status(), StatusCode::OK);
     assert!(
         !service
+            .0
             .seen
             .iter()
             .any(|line| line.contains("metrics listening")),
         "{:?}",
-        service.seen
+        service.0.seen
     );
     #[cfg(target_os = "linux")]
     assert_eq!(service.listening_sockets(), 1);

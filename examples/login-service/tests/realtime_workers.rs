@@ -4,20 +4,20 @@
 //! where real-time priorities are refused the service says so and serves.
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::{Binary, client};
 
 const SCHED_OTHER: u32 = 0;
 const SCHED_RR: u32 = 2;
 
+/// The binary on a SQLite file in its own directory, both gone on drop.
 struct Service {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+    process: Binary,
     _dir: TempDir,
 }
 
@@ -63,81 +63,49 @@ impl Service {
             Some((program, rest)) => (*program, [rest, &[binary]].concat()),
             None => (binary, Vec::new()),
         };
-        let mut child = Command::new(program)
-            .args(args)
-            .args(["--listen", "127.0.0.1:0", "--issuer", "http://login.test"])
-            .arg("--database-url")
-            .arg(format!("sqlite://{}", dir.0.join("login.db").display()))
-            .env("REALTIME_WORKERS", realtime.to_string())
-            .env("RUST_LOG", "login_service=info")
-            .env_remove("DATABASE_URL")
-            .env_remove("LISTEN")
-            .env_remove("METRICS_LISTEN")
-            .env_remove("KEY_ENCRYPTION_KEY_FILE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start login-service");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-            _dir: dir,
-        }
+        let process = Binary::spawn(
+            Command::new(program)
+                .args(args)
+                .args(["--listen", "127.0.0.1:0", "--issuer", "http://login.test"])
+                .arg("--database-url")
+                .arg(format!("sqlite://{}", dir.0.join("login.db").display()))
+                .env("REALTIME_WORKERS", realtime.to_string())
+                .env("RUST_LOG", "login_service=info")
+                .env_remove("DATABASE_URL")
+                .env_remove("LISTEN")
+                .env_remove("METRICS_LISTEN")
+                .env_remove("KEY_ENCRYPTION_KEY_FILE")
+                .stdin(Stdio::null())
+                .stderr(Stdio::inherit()),
+        );
+        Self { process, _dir: dir }
     }
 
     /// Waits (30 s at most) for a log line containing `message`.
-    fn logged(&mut self, message: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(line) = self.seen.iter().find(|line| line.contains(message)) {
-                return line.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.seen.push(line),
-                Err(_) => panic!("no {message:?} in {:#?}", self.seen),
-            }
-        }
+    async fn logged(&mut self, message: &str) -> String {
+        tokio::time::timeout(Duration::from_secs(30), self.process.logged(message))
+            .await
+            .unwrap_or_else(|_| panic!("no {message:?} in {:#?}", self.process.seen))
     }
 
-    /// `GET /.well-known/jwks.json`'s status line.
-    fn answers(&mut self) -> String {
-        let line = self.logged("login-service listening");
-        let address = line
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("address="))
-            .unwrap();
-        let mut stream = TcpStream::connect(address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        stream
-            .write_all(
-                b"GET /.well-known/jwks.json HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
-            )
-            .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        answer.lines().next().unwrap_or_default().to_owned()
+    /// Whether `GET /.well-known/jwks.json` answers 200.
+    async fn answers(&mut self) -> bool {
+        let listening = self.process.address_logged("login-service listening");
+        let address = tokio::time::timeout(Duration::from_secs(30), listening)
+            .await
+            .unwrap_or_else(|_| panic!("never listening: {:#?}", self.process.seen));
+        client()
+            .get(format!("http://{address}/.well-known/jwks.json"))
+            .send()
+            .await
+            .is_ok_and(|response| response.status().is_success())
     }
 
     /// Each thread of the service (the wrapper `exec`s it): its name, its
     /// scheduling policy and its real-time priority.
     fn threads(&self) -> Vec<(String, u32, u32)> {
         let tasks = Path::new("/proc")
-            .join(self.child.id().to_string())
+            .join(self.process.child.id().to_string())
             .join("task");
         let mut threads = Vec::new();
         for task in std::fs::read_dir(tasks).unwrap() {
@@ -159,7 +127,7 @@ impl Service {
     }
 
     /// Waits (30 s at most) until `done` holds of the threads.
-    fn threads_until(&self, what: &str, done: impl Fn(&[(String, u32, u32)]) -> bool) {
+    async fn threads_until(&self, what: &str, done: impl Fn(&[(String, u32, u32)]) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let threads = self.threads();
@@ -167,15 +135,8 @@ impl Service {
                 return;
             }
             assert!(Instant::now() < deadline, "never {what}: {threads:#?}");
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -194,18 +155,20 @@ fn workers(threads: &[(String, u32, u32)]) -> impl Iterator<Item = &(String, u32
         .filter(|(name, ..)| name == "tokio-rt-worker")
 }
 
-#[test]
-fn with_the_flag_workers_are_realtime_and_nothing_else_is() {
+#[tokio::test]
+async fn with_the_flag_workers_are_realtime_and_nothing_else_is() {
     let mut service = Service::start("rt-workers-on", &[], true);
-    assert!(service.answers().starts_with("HTTP/1.1 200"));
+    assert!(service.answers().await);
     if !allowed() {
-        service.logged(WARNING);
+        service.logged(WARNING).await;
         assert!(service.threads().iter().all(|t| t.1 == SCHED_OTHER));
         return;
     }
-    service.threads_until("every worker SCHED_RR 1", |threads| {
-        workers(threads).count() > 0 && workers(threads).all(|t| (t.1, t.2) == (SCHED_RR, 1))
-    });
+    service
+        .threads_until("every worker SCHED_RR 1", |threads| {
+            workers(threads).count() > 0 && workers(threads).all(|t| (t.1, t.2) == (SCHED_RR, 1))
+        })
+        .await;
     let threads = service.threads();
     for (name, policy, _) in threads
         .iter()
@@ -217,25 +180,37 @@ fn with_the_flag_workers_are_realtime_and_nothing_else_is() {
         threads.iter().any(|(name, ..)| name == "argon2id"),
         "{threads:#?}"
     );
-    assert!(!service.seen.iter().any(|line| line.contains(WARNING)));
+    assert!(
+        !service
+            .process
+            .seen
+            .iter()
+            .any(|line| line.contains(WARNING))
+    );
 }
 
-#[test]
-fn without_the_flag_no_thread_is_realtime() {
+#[tokio::test]
+async fn without_the_flag_no_thread_is_realtime() {
     let mut service = Service::start("rt-workers-off", &[], false);
-    assert!(service.answers().starts_with("HTTP/1.1 200"));
+    assert!(service.answers().await);
     let threads = service.threads();
     assert!(workers(&threads).count() > 0, "{threads:#?}");
     assert!(threads.iter().all(|t| t.1 == SCHED_OTHER), "{threads:#?}");
-    assert!(!service.seen.iter().any(|line| line.contains(WARNING)));
+    assert!(
+        !service
+            .process
+            .seen
+            .iter()
+            .any(|line| line.contains(WARNING))
+    );
 }
 
 /// As an unprivileged user with `RLIMIT_RTPRIO` 0 (what a container
 /// without the right gives): one warning, every thread in the fair class,
 /// and the service serves. Needs root to become that user, and util-linux's
 /// `setpriv` and `prlimit`; skipped, saying why, without them.
-#[test]
-fn refused_it_warns_and_serves() {
+#[tokio::test]
+async fn refused_it_warns_and_serves() {
     let root = std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
@@ -259,11 +234,12 @@ fn refused_it_warns_and_serves() {
         "--clear-groups",
     ];
     let mut service = Service::start("rt-workers-refused", &unprivileged, true);
-    assert!(service.answers().starts_with("HTTP/1.1 200"));
-    let warning = service.logged(WARNING);
+    assert!(service.answers().await);
+    let warning = service.logged(WARNING).await;
     assert!(warning.contains("Operation not permitted"), "{warning}");
     assert_eq!(
         service
+            .process
             .seen
             .iter()
             .filter(|line| line.contains(WARNING))

@@ -374,3 +374,73 @@ pub fn cli_add_user(database_url: &str, email: &str, password: &str, role: &str)
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A program (the service's binary) running as a child process, its
+/// stdout read line by line as it prints; killed when dropped.
+pub struct Binary {
+    pub child: std::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// The lines read so far.
+    pub seen: Vec<String>,
+}
+
+impl Binary {
+    /// Spawns `command` with its stdout piped here.
+    pub fn spawn(command: &mut std::process::Command) -> Self {
+        use std::io::BufRead;
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the program");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first line containing `message`, waiting for it to be printed;
+    /// fails if the program exits first.
+    pub async fn logged(&mut self, message: &str) -> String {
+        loop {
+            if let Some(line) = self.seen.iter().find(|line| line.contains(message)) {
+                return line.clone();
+            }
+            let line = self.lines.recv().await.unwrap_or_else(|| {
+                panic!(
+                    "exited before printing {message:?}: {:?}; printed {:#?}",
+                    self.child.try_wait(),
+                    self.seen
+                )
+            });
+            self.seen.push(line);
+        }
+    }
+
+    /// The `address=` of the first line containing `message`.
+    pub async fn address_logged(&mut self, message: &str) -> std::net::SocketAddr {
+        let line = self.logged(message).await;
+        let address = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("address="))
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        address.parse().unwrap()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
