@@ -62,6 +62,14 @@ pub fn promote_current_thread() -> io::Result<()> {
     sys::promote_current_thread()
 }
 
+/// Whether this process may use real-time priorities: tried on a
+/// throwaway thread, so no thread of the caller's changes class.
+pub fn allowed() -> bool {
+    std::thread::spawn(|| promote_current_thread().is_ok())
+        .join()
+        .unwrap_or(false)
+}
+
 /// Whether the calling thread is real-time (`SCHED_RR` or `SCHED_FIFO`).
 pub fn current_thread_is_realtime() -> bool {
     sys::current_thread_is_realtime()
@@ -110,14 +118,6 @@ mod sys {
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    /// Whether this process may use real-time priorities: tried on a
-    /// throwaway thread.
-    fn allowed() -> bool {
-        std::thread::spawn(|| promote_current_thread().is_ok())
-            .join()
-            .unwrap()
-    }
 
     /// Promoted, a thread is real-time; refused, it is told why (EPERM)
     /// and stays as it was.

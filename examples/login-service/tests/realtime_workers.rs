@@ -101,6 +101,12 @@ impl Service {
             .is_ok_and(|response| response.status().is_success())
     }
 
+    /// The `--realtime-workers` warnings printed so far.
+    fn warnings(&self) -> usize {
+        let seen = &self.process.seen;
+        seen.iter().filter(|line| line.contains(WARNING)).count()
+    }
+
     /// Each thread of the service (the wrapper `exec`s it): its name, its
     /// scheduling policy and its real-time priority.
     fn threads(&self) -> Vec<(String, u32, u32)> {
@@ -142,11 +148,9 @@ impl Service {
 
 const WARNING: &str = "workers stay in the fair class";
 
-/// Whether this test process may use real-time priorities.
-fn allowed() -> bool {
-    std::thread::spawn(|| login_service::realtime::promote_current_thread().is_ok())
-        .join()
-        .unwrap()
+/// Whether every thread is in the fair class.
+fn all_fair(threads: &[(String, u32, u32)]) -> bool {
+    threads.iter().all(|t| t.1 == SCHED_OTHER)
 }
 
 fn workers(threads: &[(String, u32, u32)]) -> impl Iterator<Item = &(String, u32, u32)> {
@@ -159,9 +163,9 @@ fn workers(threads: &[(String, u32, u32)]) -> impl Iterator<Item = &(String, u32
 async fn with_the_flag_workers_are_realtime_and_nothing_else_is() {
     let mut service = Service::start("rt-workers-on", &[], true);
     assert!(service.answers().await);
-    if !allowed() {
+    if !login_service::realtime::allowed() {
         service.logged(WARNING).await;
-        assert!(service.threads().iter().all(|t| t.1 == SCHED_OTHER));
+        assert!(all_fair(&service.threads()));
         return;
     }
     service
@@ -180,13 +184,7 @@ async fn with_the_flag_workers_are_realtime_and_nothing_else_is() {
         threads.iter().any(|(name, ..)| name == "argon2id"),
         "{threads:#?}"
     );
-    assert!(
-        !service
-            .process
-            .seen
-            .iter()
-            .any(|line| line.contains(WARNING))
-    );
+    assert_eq!(service.warnings(), 0);
 }
 
 #[tokio::test]
@@ -195,14 +193,8 @@ async fn without_the_flag_no_thread_is_realtime() {
     assert!(service.answers().await);
     let threads = service.threads();
     assert!(workers(&threads).count() > 0, "{threads:#?}");
-    assert!(threads.iter().all(|t| t.1 == SCHED_OTHER), "{threads:#?}");
-    assert!(
-        !service
-            .process
-            .seen
-            .iter()
-            .any(|line| line.contains(WARNING))
-    );
+    assert!(all_fair(&threads), "{threads:#?}");
+    assert_eq!(service.warnings(), 0);
 }
 
 /// As an unprivileged user with `RLIMIT_RTPRIO` 0 (what a container
@@ -237,15 +229,7 @@ async fn refused_it_warns_and_serves() {
     assert!(service.answers().await);
     let warning = service.logged(WARNING).await;
     assert!(warning.contains("Operation not permitted"), "{warning}");
-    assert_eq!(
-        service
-            .process
-            .seen
-            .iter()
-            .filter(|line| line.contains(WARNING))
-            .count(),
-        1
-    );
+    assert_eq!(service.warnings(), 1);
     let threads = service.threads();
-    assert!(threads.iter().all(|t| t.1 == SCHED_OTHER), "{threads:#?}");
+    assert!(all_fair(&threads), "{threads:#?}");
 }
