@@ -92,6 +92,19 @@ cpu_seconds() {
   awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"
 }
 
+# thread_cpu_seconds PID NAME: user + system CPU time used by the
+# process's threads called NAME.
+thread_cpu_seconds() {
+  local hz
+  hz="$(getconf CLK_TCK)"
+  cat /proc/"$1"/task/*/stat 2>/dev/null |
+    awk -v name="($2)" -v hz="$hz" '$2 == name { sub(/^.*\) /, ""); t += $12 + $13 } END { print t / hz }'
+}
+
+# all_jiffies: the whole machine's CPU time from /proc/stat, busy or
+# idle, every CPU, in clock ticks.
+all_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat; }
+
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 
 # The claims every minted token carries: valid for a day.

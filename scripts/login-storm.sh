@@ -17,6 +17,9 @@
 #   storm  SECONDS (default 20) of logins from 2 x permits connections
 #          (STORM_CONNECTIONS), so a login always waits for each permit,
 #          with the same /auth/me probe running meanwhile.
+# Each round also takes the ratio apart: the share of the machine's CPU
+# the hashing threads got during the storm, times how fast a hash ran
+# there against alone, and where the rest of the CPU went.
 # Goals, on the median of the rounds: logins/s >= 90 % of the limit, and the
 # probe's p99 during the storm <= 2 x its idle p99. Exits 1 when one is
 # missed or a request failed.
@@ -88,6 +91,8 @@ for ((round = 1; round <= rounds; round++)); do
   # `times` in the subshell: the CPU time hash_limit used (children line).
   limit_before="$("$hash_limit" --seconds 5; times)"
   service_cpu_before="$(cpu_seconds "$ls_pid")"
+  hashing_cpu_before="$(thread_cpu_seconds "$ls_pid" argon2id)"
+  all_before="$(all_jiffies)"
 
   run_wrk "$storm_lua" -t1 -c"$connections" -d"${seconds}s" --timeout 30s \
     "$ls_url/auth/login" -- "$users" "$password" >"$work/storm" &
@@ -99,6 +104,8 @@ for ((round = 1; round <= rounds; round++)); do
   forget "$storm_pid"
   storm="$(cat "$work/storm")"
   service_cpu="$(awk -v a="$(cpu_seconds "$ls_pid")" -v b="$service_cpu_before" 'BEGIN { print a - b }')"
+  hashing_cpu="$(awk -v a="$(thread_cpu_seconds "$ls_pid" argon2id)" -v b="$hashing_cpu_before" 'BEGIN { print a - b }')"
+  all_cpu="$(awk -v a="$(all_jiffies)" -v b="$all_before" -v hz="$(getconf CLK_TCK)" 'BEGIN { print (a - b) / hz }')"
   limit_after="$("$hash_limit" --seconds 5; times)"
   limit="$(awk -v a="$(per_sec "$limit_before")" -v b="$(per_sec "$limit_after")" 'BEGIN { print (a + b) / 2 }')"
   hashes=$(( $(hashes_of "$limit_before") + $(hashes_of "$limit_after") ))
@@ -117,9 +124,21 @@ for ((round = 1; round <= rounds; round++)); do
     "$(field "$during" p99_us)" "${latency_ratios[-1]}" "$bad"
   # The service's CPU during the storm includes the probe's requests
   # (well under a millisecond of CPU per second).
+  logins="$(field "$storm" requests)"
   printf '         CPU: %.1f ms per hash alone, %.1f ms of service CPU per login during the storm\n' \
     "$(awk -v c="$hash_cpu" -v n="$hashes" 'BEGIN { print 1000 * c / n }')" \
-    "$(awk -v c="$service_cpu" -v n="$(field "$storm" requests)" 'BEGIN { print 1000 * c / n }')"
+    "$(awk -v c="$service_cpu" -v n="$logins" 'BEGIN { print 1000 * c / n }')"
+  # The ratio, taken apart: the share of the machine's CPU time the
+  # hashing threads got during the storm, times how fast a hash ran there
+  # against alone. The rest of the machine went to the service's other
+  # threads (HTTP, SQL, tokens) and to everything else (the clients, the
+  # kernel's network work, other processes, idle).
+  awk -v h="$hashing_cpu" -v s="$service_cpu" -v all="$all_cpu" -v n="$logins" \
+    -v alone_cpu="$hash_cpu" -v alone_n="$hashes" 'BEGIN {
+      share = h / all; per = 1000 * h / n; alone = 1000 * alone_cpu / alone_n
+      printf "         machine: hashing threads %.1f %%, the service'"'"'s other threads %.1f %%, the rest %.1f %%; a hash ran %.1f ms there against %.1f ms alone: %.2f x %.2f = %.2f\n",
+        100 * share, 100 * (s - h) / all, 100 * (1 - s / all), per, alone, share, alone / per, share * alone / per
+    }'
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
