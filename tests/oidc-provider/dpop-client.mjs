@@ -16,6 +16,10 @@
 //   node dpop-client.mjs login-service <base-url> <email> <password>
 //     login with a proof, two GETs of /auth/me, one with another key's
 //     proof, then refresh with the other key and with the right one.
+//   node dpop-client.mjs login-service-nonce <base-url> <email> <password>
+//     the same login and GETs against a service that requires server
+//     nonces: each first attempt is answered use_dpop_nonce and retried
+//     once with the nonce handed out, as oauth4webapi documents it.
 
 import * as oauth from 'oauth4webapi';
 import * as dpop from 'dpop';
@@ -109,15 +113,67 @@ async function provider(issuerUrl, resourceUrl) {
   };
 }
 
-/// A JSON POST with a proof from the dpop package.
-async function postWithProof(pair, url, body) {
-  const proof = await dpop.generateProof(pair, url, 'POST');
+/// A JSON POST with a proof from the dpop package (carrying `nonce` if
+/// given), and the `DPoP-Nonce` the answer hands out, if any.
+async function postWithProof(pair, url, body, nonce) {
+  const proof = await dpop.generateProof(pair, url, 'POST', nonce);
   const response = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', dpop: proof },
     body: JSON.stringify(body),
   });
-  return { status: response.status, body: await response.json(), proof };
+  return {
+    status: response.status,
+    body: await response.json(),
+    proof,
+    nonce: response.headers.get('dpop-nonce'),
+  };
+}
+
+/// A protected resource request through oauth4webapi, retried once when
+/// the server asks for a nonce (its handle keeps the nonce the 401 handed
+/// out, so the retry's proof carries it): the first attempt and the retry.
+async function resourceWithNonce(accessToken, url, handle, sent) {
+  try {
+    const response = await oauth.protectedResourceRequest(
+      accessToken,
+      'GET',
+      new URL(url),
+      new Headers(),
+      null,
+      { DPoP: handle, ...insecure, ...recording(sent) },
+    );
+    return { status: response.status, body: await response.json(), proof: sent.at(-1) };
+  } catch (err) {
+    if (!oauth.isDPoPNonceError(err)) {
+      throw err;
+    }
+    const asked = {
+      status: err.response.status,
+      challenges: err.cause.map(({ scheme, parameters }) => ({ scheme, parameters })),
+      nonce: err.response.headers.get('dpop-nonce'),
+      proof: sent.at(-1),
+    };
+    return { asked, retry: await resource(accessToken, url, handle, sent) };
+  }
+}
+
+async function loginServiceNonce(base, email, password) {
+  const client = { client_id: 'login-service' };
+  const pair = await keyPair();
+  const url = `${base}/auth/login`;
+  const asked = await postWithProof(pair, url, { email, password });
+  const login = await postWithProof(pair, url, { email, password }, asked.nonce ?? undefined);
+  if (login.status !== 200) {
+    return { jwk: await publicJwk(pair), asked, login };
+  }
+  const token = login.body.access_token;
+  // A handle that has seen no answer yet: the first call is asked too.
+  const handle = oauth.DPoP(client, pair);
+  const sent = [];
+  const first = await resourceWithNonce(token, `${base}/auth/me`, handle, sent);
+  const second = await resourceWithNonce(token, `${base}/auth/me`, handle, sent);
+  return { jwk: await publicJwk(pair), asked, login, calls: [first, second] };
 }
 
 async function loginService(base, email, password) {
@@ -153,10 +209,13 @@ if (mode === 'provider' && args.length === 2) {
   result = await provider(...args);
 } else if (mode === 'login-service' && args.length === 3) {
   result = await loginService(...args);
+} else if (mode === 'login-service-nonce' && args.length === 3) {
+  result = await loginServiceNonce(...args);
 } else {
   process.stderr.write(
     'usage: dpop-client.mjs provider <issuer> <resource-url>\n' +
-      '       dpop-client.mjs login-service <base-url> <email> <password>\n',
+      '       dpop-client.mjs login-service <base-url> <email> <password>\n' +
+      '       dpop-client.mjs login-service-nonce <base-url> <email> <password>\n',
   );
   process.exit(2);
 }

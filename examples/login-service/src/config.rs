@@ -2,7 +2,8 @@
 //! `main`, directly in tests) and handed down.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 // The one place every default lives: `Config::new`, `ThrottleConfig::default`
 // and the flags in `main.rs` (whose `--help` shows them) all read these.
@@ -99,6 +100,34 @@ pub struct Config {
     /// How long the revocation mirror stays current without hearing from
     /// its feed; then protected routes answer 503.
     pub revocation_max_staleness: Duration,
+    /// Require a server nonce (RFC 9449 §8, §9) in every DPoP proof, at the
+    /// token endpoints and on the protected routes: a new nonce this often,
+    /// the previous one still accepted for as long again. `None`, the
+    /// default: proofs need no nonce.
+    pub dpop_nonce_rotation: Option<Duration>,
+    /// Where the DPoP checks (proofs' `iat`, nonces, replay entries) read
+    /// the time; `None`, the default: the system clock. For tests.
+    pub dpop_clock: Option<Clock>,
+}
+
+/// A source of the current time, shared.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> SystemTime + Send + Sync>);
+
+impl Clock {
+    pub fn new(now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    pub fn now(&self) -> SystemTime {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Clock").field(&self.now()).finish()
+    }
 }
 
 impl Config {
@@ -123,6 +152,8 @@ impl Config {
             redis_key_prefix: tower_jwt_auth::revoke::redis::DEFAULT_KEY_PREFIX.to_owned(),
             revocation_poll_interval: Duration::from_millis(DEFAULT_REVOCATION_POLL_MILLIS),
             revocation_max_staleness: Duration::from_secs(DEFAULT_REVOCATION_MAX_STALENESS_SECS),
+            dpop_nonce_rotation: None,
+            dpop_clock: None,
         }
     }
 

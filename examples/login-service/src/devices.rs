@@ -130,6 +130,17 @@ impl DeviceCookies {
         HeaderValue::from_str(&cookie).expect("base64, digits and ASCII attributes")
     }
 
+    /// A key for `purpose`, derived from the stored secret (HMAC-SHA256
+    /// of a label naming the purpose): every instance on the database
+    /// derives the same one, as it reads the same secret, and no device
+    /// cookie's MAC input can equal the label (it starts differently).
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
+        mac.update(format!("login-service derived key v1|{purpose}").as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn mac(&self, account: &str, nonce: &str, issued_at: i64) -> Hmac<Sha256> {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes keys of any length");
@@ -205,6 +216,19 @@ mod tests {
             ..b.clone()
         };
         assert!(expired.trusted(&cookie, "account-a").is_none());
+        // Derived keys: the same on every instance, one per purpose, and
+        // neither the secret itself nor anything another secret derives.
+        assert_eq!(a.derive_key("dpop-nonce"), b.derive_key("dpop-nonce"));
+        assert_ne!(a.derive_key("dpop-nonce"), a.derive_key("other"));
+        assert_ne!(&a.derive_key("dpop-nonce")[..], &*a.secret);
+        let stranger = DeviceCookies {
+            secret: vec![9u8; 32].into(),
+            ..a.clone()
+        };
+        assert_ne!(
+            stranger.derive_key("dpop-nonce"),
+            a.derive_key("dpop-nonce")
+        );
         store.close().await;
         let _ = std::fs::remove_file(path);
     }

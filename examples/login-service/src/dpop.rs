@@ -14,16 +14,32 @@
 //! proxy), and both record proofs' `jti` in one replay store: this
 //! process's memory, or Redis when `REDIS_URL` is set, so that a proof
 //! used at one instance is refused at every other.
+//!
+//! With `--dpop-nonce-secs` both also require a server nonce (RFC 9449
+//! §8, §9): a proof without a current one is answered `use_dpop_nonce`
+//! with a nonce to use in `DPoP-Nonce`. Nonces are MACs of the time slot
+//! (the library's [`Nonces`]) under a key derived from the secret stored
+//! in the database ([`DeviceCookies::derive_key`]), so every instance on
+//! the database issues and accepts the same nonces without configuration
+//! or shared state. A proof with the previous slot's nonce is accepted,
+//! and its response carries the current one.
 
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use tower_jwt_auth::Algorithm;
 use tower_jwt_auth::dpop::{
-    DPOP, Dpop, DpopError, DpopProof, MemoryReplayStore, ProofVerifier, RedisReplayStore,
+    DPOP, Dpop, DpopError, DpopProof, MemoryReplayStore, Nonces, ProofVerifier, RedisReplayStore,
 };
 
 use crate::BoxError;
 use crate::config::Config;
+use crate::devices::DeviceCookies;
 use crate::error::ApiError;
+
+/// The response header that hands out a server nonce (RFC 9449 §8.1).
+pub const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
+
+/// What the nonce key is derived for ([`DeviceCookies::derive_key`]).
+const NONCE_KEY_PURPOSE: &str = "dpop-nonce";
 
 /// The proof algorithms accepted, as the discovery document announces them
 /// (`dpop_signing_alg_values_supported`): the asymmetric ones clients use.
@@ -54,15 +70,23 @@ impl DpopSettings {
     /// `config.redis_url` is set (under `config.redis_key_prefix` +
     /// `:dpop`), else in this process's memory. Either way one store, which
     /// every clone of the settings (each layer, the verifier) shares: a
-    /// proof accepted at login is not accepted again at `/auth/me`.
+    /// proof accepted at login is not accepted again at `/auth/me`. With
+    /// `config.dpop_nonce_rotation`, proofs need a server nonce, keyed from
+    /// `devices`' stored secret.
     ///
     /// # Errors
-    /// When the issuer is not an absolute http(s) URL or the Redis URL is
-    /// invalid.
-    pub fn new(config: &Config) -> Result<Self, BoxError> {
-        let dpop = Dpop::allowed()
+    /// When the issuer is not an absolute http(s) URL, the Redis URL is
+    /// invalid or the nonce rotation is under a second.
+    pub fn new(config: &Config, devices: &DeviceCookies) -> Result<Self, BoxError> {
+        let mut dpop = Dpop::allowed()
             .algorithms(ALGORITHMS)
             .external_base(&config.issuer)?;
+        if let Some(every) = config.dpop_nonce_rotation {
+            dpop = dpop.nonces(Nonces::new(devices.derive_key(NONCE_KEY_PURPOSE), every)?);
+        }
+        if let Some(clock) = config.dpop_clock.clone() {
+            dpop = dpop.clock(move || clock.now());
+        }
         let dpop = match &config.redis_url {
             Some(url) => dpop.replay_store(RedisReplayStore::with_key_prefix(
                 url,
@@ -99,6 +123,17 @@ impl DpopSettings {
             .await
             .map(Some)
             .map_err(|e| refused(&e))
+    }
+}
+
+/// Adds the newer server nonce that `proof` earned (it carried the
+/// previous one) to a token endpoint's answer, as `DPoP-Nonce`.
+pub fn hand_on_nonce(headers: &mut HeaderMap, proof: Option<&DpopProof>) {
+    let nonce = proof
+        .and_then(DpopProof::next_nonce)
+        .and_then(|nonce| HeaderValue::from_str(nonce).ok());
+    if let Some(nonce) = nonce {
+        headers.insert(DPOP_NONCE, nonce);
     }
 }
 

@@ -163,7 +163,7 @@ impl App {
             config.throttle.device_cookie_ttl,
         )
         .await?;
-        let dpop = dpop::DpopSettings::new(&config)?;
+        let dpop = dpop::DpopSettings::new(&config, &devices)?;
         let revocations = Arc::new(revocation::Revocations::start(&config, store.clone()).await?);
         revocation::Revocations::spawn_feed(Arc::downgrade(&revocations));
         let state = AppState(Arc::new(Inner {

@@ -85,6 +85,12 @@ struct ServeArgs {
     /// RLIMIT_RTPRIO >= 1; without it, a warning and no change.
     #[arg(long, env = "REALTIME_WORKERS")]
     realtime_workers: bool,
+    /// Require a server nonce in every DPoP proof (RFC 9449 §8, §9), a new
+    /// one every this many seconds, the previous one still accepted for as
+    /// long again; clients are told the nonce with `use_dpop_nonce`. Every
+    /// instance on the database shares the nonces. 0, the default: off.
+    #[arg(long, env = "DPOP_NONCE_SECS", default_value_t = 0)]
+    dpop_nonce_secs: u64,
     /// A reverse proxy (CIDR or address) whose Forwarded / X-Forwarded-For
     /// names the client; repeat for more, or comma-separate in the env.
     #[arg(
@@ -261,6 +267,8 @@ async fn serve(
     config.key_encryption_key_file = key_encryption_key_file;
     config.redis_url = args.redis_url.filter(|url| !url.is_empty());
     config.redis_key_prefix = args.redis_key_prefix;
+    config.dpop_nonce_rotation =
+        (args.dpop_nonce_secs > 0).then(|| Duration::from_secs(args.dpop_nonce_secs));
 
     // Installed before the app is built, so nothing it records is lost.
     let metrics = match args.metrics_listen {

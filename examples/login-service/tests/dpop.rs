@@ -4,7 +4,9 @@
 //! protected routes take bound tokens only with valid proofs by their key,
 //! and Bearer tokens as before; refused proofs at the token endpoints are
 //! 400 `invalid_dpop_proof`; the discovery document announces the proof
-//! algorithms; and the walkthrough client (`examples/dpop_client.rs`) runs.
+//! algorithms; the walkthrough client (`examples/dpop_client.rs`) runs; and
+//! with `--dpop-nonce-secs` proofs need a current server nonce, which every
+//! instance on the database shares.
 //! On SQLite always and on PostgreSQL when `DATABASE_URL` points at one.
 
 mod common;
@@ -12,8 +14,13 @@ mod common;
 #[allow(dead_code, reason = "the example's main is not called here")]
 mod dpop_client;
 
-use common::{Backend, PASSWORD, Service, TestDb, claims_of, cli_add_user, error_of};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{Backend, Binary, PASSWORD, Service, TestDb, claims_of, cli_add_user, error_of};
 use dpop_client::{DpopKey, proof_claims};
+use login_service::config::Clock;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -22,6 +29,7 @@ on_both_backends!(
     refused_token_endpoint_proofs_are_invalid_dpop_proof,
     bound_refresh_tokens_need_a_proof_by_the_same_key,
     a_bearer_session_refreshed_with_a_proof_is_bound_from_then_on,
+    with_nonces_proofs_need_a_current_one_that_every_instance_shares,
 );
 
 /// `POST path` with a JSON body and these `DPoP` headers (none, one, more).
@@ -532,5 +540,261 @@ async fn the_walkthrough_client_logs_in_with_dpop_and_its_replay_is_refused() {
         .unwrap();
     assert_eq!((again.me_status, again.replay_status), (200, 401));
     svc.stop().await;
+    db.remove().await;
+}
+
+/// A proof by `key` for `method url` (and `token`), made at `at`, carrying
+/// `nonce` if given.
+fn proof_at(
+    key: &DpopKey,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    nonce: Option<&str>,
+    at: SystemTime,
+) -> String {
+    let mut claims = proof_claims(method, url, token);
+    claims["iat"] = json!(at.duration_since(UNIX_EPOCH).unwrap().as_secs());
+    if let Some(nonce) = nonce {
+        claims["nonce"] = json!(nonce);
+    }
+    key.sign(&key.header(), &claims)
+}
+
+/// The `DPoP-Nonce` header of `response`, if any.
+fn nonce_of(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get("dpop-nonce")
+        .map(|value| value.to_str().unwrap().to_owned())
+}
+
+/// 400 `use_dpop_nonce` at a token endpoint; the nonce it hands out.
+async fn assert_use_dpop_nonce(response: Response, case: &str) -> String {
+    let nonce = nonce_of(&response).unwrap_or_else(|| panic!("{case}: no DPoP-Nonce"));
+    let (status, body) = error_of(response).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{case}: {body}");
+    assert_eq!(body["error"], "use_dpop_nonce", "{case}: {body}");
+    nonce
+}
+
+/// 401 with a DPoP challenge `use_dpop_nonce` on a protected route; the
+/// nonce it hands out.
+fn assert_use_dpop_nonce_challenge(response: &Response, case: &str) -> String {
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{case}");
+    let challenges: Vec<&str> = response
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        challenges
+            .iter()
+            .any(|c| c.starts_with("DPoP ") && c.contains(r#"error="use_dpop_nonce""#)),
+        "{case}: {challenges:?}"
+    );
+    nonce_of(response).unwrap_or_else(|| panic!("{case}: no DPoP-Nonce"))
+}
+
+/// `--dpop-nonce-secs`: a proof without a current server nonce is refused
+/// with one to use (400 at the token endpoints, 401 on protected routes),
+/// and the retry with it works; a forged one is refused the same way;
+/// Bearer requests need none. Both instances on the database accept each
+/// other's nonces. One rotation later the nonce is still accepted and the
+/// answers hand on the current one (`DPoP-Nonce` on the 200s); two
+/// rotations later it is refused. The DPoP clock is injected and still.
+async fn with_nonces_proofs_need_a_current_one_that_every_instance_shares(backend: Backend) {
+    const ROTATION: u64 = 300;
+    let db = TestDb::new(backend).await;
+    // The middle of a slot, so that only the test moves across slots.
+    let now_secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let start = UNIX_EPOCH + Duration::from_secs(now_secs / ROTATION * ROTATION + ROTATION / 2);
+    let offset = Arc::new(AtomicU64::new(0));
+    let clock = {
+        let offset = offset.clone();
+        Clock::new(move || start + Duration::from_secs(offset.load(Ordering::SeqCst)))
+    };
+    let with_nonces = |config: &mut login_service::Config| {
+        config.dpop_nonce_rotation = Some(Duration::from_secs(ROTATION));
+        config.dpop_clock = Some(clock.clone());
+    };
+    let a = Service::start_with(&db, with_nonces).await;
+    // Behind the same public URL as `a`: its issuer, and the `htu` of every
+    // proof below, whichever instance it is sent to.
+    let b = Service::start_with(&db, |config| {
+        with_nonces(config);
+        config.issuer = a.base.clone();
+    })
+    .await;
+    let email = "nonce@example.com";
+    a.register(email, PASSWORD).await;
+    let key = DpopKey::generate().unwrap();
+    let body = json!({"email": email, "password": PASSWORD});
+    let login = |nonce: Option<&str>| {
+        proof_at(
+            &key,
+            "POST",
+            &a.url("/auth/login"),
+            None,
+            nonce,
+            clock.now(),
+        )
+    };
+    let me = |token: &str, nonce: Option<&str>| {
+        proof_at(
+            &key,
+            "GET",
+            &a.url("/auth/me"),
+            Some(token),
+            nonce,
+            clock.now(),
+        )
+    };
+
+    // Asked for, then used.
+    let response = post_with_proofs(&a, "/auth/login", &body, &[&login(None)]).await;
+    let nonce = assert_use_dpop_nonce(response, "login without a nonce").await;
+    let forged = "AAAAAAAAAAAAAAAAAAAAAAAA";
+    let response = post_with_proofs(&a, "/auth/login", &body, &[&login(Some(forged))]).await;
+    assert_eq!(
+        assert_use_dpop_nonce(response, "forged nonce").await,
+        nonce,
+        "the current nonce again"
+    );
+    let response = post_with_proofs(&a, "/auth/login", &body, &[&login(Some(&nonce))]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(nonce_of(&response), None, "the nonce is current");
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "DPoP", "{tokens}");
+    let token = tokens["access_token"].as_str().unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+
+    let response = me_with(&a, token, &me(token, None)).await;
+    assert_eq!(
+        assert_use_dpop_nonce_challenge(&response, "/auth/me without a nonce"),
+        nonce
+    );
+    let response = me_with(&a, token, &me(token, Some(&nonce))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // The other instance: its own URLs, the same nonces.
+    let response = me_with(&b, token, &me(token, Some(&nonce))).await;
+    assert_eq!(response.status(), StatusCode::OK, "a's nonce at b");
+    let response = post_with_proofs(&b, "/auth/login", &body, &[&login(None)]).await;
+    assert_eq!(assert_use_dpop_nonce(response, "b asks").await, nonce);
+    // Bearer: no proof, no nonce.
+    let bearer = b.access_token(email, PASSWORD).await;
+    assert_eq!(
+        b.get_bearer("/auth/me", &bearer).await.status(),
+        StatusCode::OK
+    );
+
+    // One rotation later: still accepted, and the current nonce handed on.
+    offset.store(ROTATION, Ordering::SeqCst);
+    let response = post_with_proofs(&a, "/auth/login", &body, &[&login(Some(&nonce))]).await;
+    assert_eq!(response.status(), StatusCode::OK, "previous nonce at login");
+    let next = nonce_of(&response).expect("the login hands on the current nonce");
+    assert_ne!(next, nonce);
+    let response = me_with(&b, token, &me(token, Some(&nonce))).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "previous nonce at /auth/me"
+    );
+    assert_eq!(nonce_of(&response).as_deref(), Some(next.as_str()));
+    let refresh = proof_at(
+        &key,
+        "POST",
+        &a.url("/auth/refresh"),
+        None,
+        Some(&nonce),
+        clock.now(),
+    );
+    let response = post_with_proofs(
+        &a,
+        "/auth/refresh",
+        &json!({"refresh_token": refresh_token}),
+        &[&refresh],
+    )
+    .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "previous nonce at refresh"
+    );
+    assert_eq!(nonce_of(&response).as_deref(), Some(next.as_str()));
+    let response = me_with(&a, token, &me(token, Some(&next))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(nonce_of(&response), None, "the next nonce is current");
+
+    // Two rotations later: the first nonce has expired.
+    offset.store(2 * ROTATION, Ordering::SeqCst);
+    let response = post_with_proofs(&a, "/auth/login", &body, &[&login(Some(&nonce))]).await;
+    let newest = assert_use_dpop_nonce(response, "expired nonce at login").await;
+    assert!(newest != nonce && newest != next, "{newest}");
+    let response = me_with(&a, token, &me(token, Some(&nonce))).await;
+    assert_eq!(
+        assert_use_dpop_nonce_challenge(&response, "expired nonce at /auth/me"),
+        newest
+    );
+
+    a.stop().await;
+    b.stop().await;
+    db.remove().await;
+}
+
+/// The binary's `--dpop-nonce-secs` (and `DPOP_NONCE_SECS`) turns nonces
+/// on: a login proof without one is answered `use_dpop_nonce`, where the
+/// same proof without the setting reaches the password check (an unknown
+/// account: 401).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_requires_nonces_with_dpop_nonce_secs() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let key = DpopKey::generate().unwrap();
+    let issuer = "http://login.test";
+    let body = json!({"email": "nobody@example.com", "password": PASSWORD});
+    for (flag, env, nonces) in [
+        (Some("--dpop-nonce-secs=60"), None, true),
+        (None, Some("60"), true),
+        (None, None, false),
+        (Some("--dpop-nonce-secs=0"), None, false),
+    ] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_login-service"));
+        command
+            .args(["--listen", "127.0.0.1:0", "--issuer", issuer])
+            .args(flag)
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "login_service=info")
+            .env_remove("DPOP_NONCE_SECS")
+            .env_remove("LISTEN")
+            .env_remove("KEY_ENCRYPTION_KEY_FILE")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit());
+        if let Some(value) = env {
+            command.env("DPOP_NONCE_SECS", value);
+        }
+        let mut binary = Binary::spawn(&mut command);
+        let address = binary.address_logged("login-service listening").await;
+        let response = common::client()
+            .post(format!("http://{address}/auth/login"))
+            .header(
+                "DPoP",
+                key.proof("POST", &format!("{issuer}/auth/login"), None),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let case = format!("{flag:?} DPOP_NONCE_SECS={env:?}");
+        if nonces {
+            assert_use_dpop_nonce(response, &case).await;
+        } else {
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{case}");
+            assert_eq!(nonce_of(&response), None, "{case}");
+        }
+    }
     db.remove().await;
 }

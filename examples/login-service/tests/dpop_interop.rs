@@ -5,7 +5,9 @@
 //! to its key, and calls `/auth/me` with them and its own proofs; a proof
 //! by another key of its is refused, so is a refresh with that key, and the
 //! refresh with the right key succeeds. The test then replays the proofs
-//! the client sent.
+//! the client sent. Against a service that requires server nonces, the
+//! client's first attempts are answered `use_dpop_nonce` and its retries,
+//! with the nonces handed out, succeed.
 //!
 //! Ignored by default: it needs node (18 or later) and
 //! `npm ci --prefix tests/oidc-provider`, which `.ci/run` does before it
@@ -168,6 +170,65 @@ async fn npm_dpop_client_logs_in_and_calls_protected_routes() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    svc.stop().await;
+    db.remove().await;
+}
+
+/// The `nonce` claim of a proof.
+fn nonce_in(proof: &Value) -> Value {
+    claims_of(proof.as_str().unwrap())["nonce"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs node and `npm ci --prefix tests/oidc-provider` (.ci/run does both)"]
+async fn npm_dpop_client_follows_the_services_nonce_requests() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let svc = Service::start_with(&db, |config| {
+        config.dpop_nonce_rotation = Some(Duration::from_secs(300));
+    })
+    .await;
+    let email = "nonce-node@example.com";
+    svc.register(email, PASSWORD).await;
+
+    let report = run_client(&["login-service-nonce", &svc.base, email, PASSWORD]).await;
+
+    // Login: asked for a nonce, then logged in with a proof carrying it.
+    let asked = &report["asked"];
+    assert_eq!(asked["status"], 400, "{report}");
+    assert_eq!(asked["body"]["error"], "use_dpop_nonce", "{report}");
+    assert_eq!(nonce_in(&asked["proof"]), Value::Null, "{report}");
+    let nonce = asked["nonce"].as_str().expect("a DPoP-Nonce");
+    let login = &report["login"];
+    assert_eq!(login["status"], 200, "{report}");
+    assert_eq!(nonce_in(&login["proof"]), nonce, "{report}");
+    assert_eq!(login["body"]["token_type"], "DPoP", "{report}");
+    let token = login["body"]["access_token"].as_str().unwrap();
+    let jkt = ec_thumbprint(&report["jwk"]);
+    assert_eq!(claims_of(token)["cnf"]["jkt"], jkt.as_str(), "{report}");
+
+    // oauth4webapi at /auth/me: its first proof, without a nonce, gets a
+    // DPoP challenge use_dpop_nonce it recognises (isDPoPNonceError); its
+    // retry carries the nonce handed out and is accepted; its next call
+    // carries the nonce it kept and is accepted at once.
+    let calls = report["calls"].as_array().unwrap();
+    let first = &calls[0];
+    let asked = &first["asked"];
+    assert_eq!(asked["status"], 401, "{first}");
+    assert_eq!(
+        dpop_challenge_error(asked).as_deref(),
+        Some("use_dpop_nonce"),
+        "{first}"
+    );
+    assert_eq!(nonce_in(&asked["proof"]["dpop"]), Value::Null, "{first}");
+    let handed = asked["nonce"].as_str().expect("a DPoP-Nonce");
+    let retry = &first["retry"];
+    assert_eq!(retry["status"], 200, "{first}");
+    assert_eq!(retry["body"]["email"], email, "{first}");
+    assert_eq!(nonce_in(&retry["proof"]["dpop"]), handed, "{first}");
+    let second = &calls[1];
+    assert_eq!(second["status"], 200, "{second}");
+    assert_eq!(nonce_in(&second["proof"]["dpop"]), handed, "{second}");
 
     svc.stop().await;
     db.remove().await;

@@ -7,10 +7,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tower_jwt_auth::axum::Claims;
+use tower_jwt_auth::dpop::DpopProof;
 use utoipa::ToSchema;
 
 use super::responses::{BearerRejection, JsonBodyRejections, TokenEndpointRejections};
 use crate::AppState;
+use crate::dpop;
 use crate::error::{ApiError, ErrorBody, Json};
 use crate::metrics::{self, LoginFailure};
 use crate::passwords;
@@ -68,11 +70,13 @@ pub struct DpopHeader {
 }
 
 /// Token responses must not be cached (RFC 6749 §5.1).
-fn no_store(body: TokenResponse) -> Response {
+/// Tokens, never cached, with the newer DPoP nonce `proof` earned.
+fn tokens(body: TokenResponse, proof: Option<&DpopProof>) -> Response {
     let mut response = Json(body).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    dpop::hand_on_nonce(response.headers_mut(), proof);
     response
 }
 
@@ -147,7 +151,8 @@ pub async fn register(
     ),
     responses(
         (status = 200, description = "Logged in; `token_type` is `DPoP` when a proof was sent", body = TokenResponse,
-            headers(("Set-Cookie" = String, description = "A new device cookie `login_device` (HttpOnly, SameSite=Strict, Path=/auth; Secure unless the issuer is http on loopback). Presented at later logins to this account, it exempts this browser from the account lockout that failures by others cause; it has its own small failure budget and never replaces the password."))),
+            headers(("Set-Cookie" = String, description = "A new device cookie `login_device` (HttpOnly, SameSite=Strict, Path=/auth; Secure unless the issuer is http on loopback). Presented at later logins to this account, it exempts this browser from the account lockout that failures by others cause; it has its own small failure budget and never replaces the password."),
+                ("DPoP-Nonce" = String, description = "When the proof carried the server's previous nonce (with --dpop-nonce-secs): the current one, for the next proof"))),
         TokenEndpointRejections,
         (status = 401, description = "Unknown email or wrong password (one answer for both)", body = ErrorBody),
         (status = 422, description = "Missing field", body = ErrorBody),
@@ -207,10 +212,10 @@ pub async fn login(
             // The throttle's release and the new session: one commit.
             let release = state.throttle.succeeded(&counters);
             let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
-            let tokens = state.sessions.start(&subject, Some(&release), jkt).await?;
+            let issued = state.sessions.start(&subject, Some(&release), jkt).await?;
             tracing::info!(user = %subject.id, "login succeeded");
             metrics::login_succeeded();
-            let mut response = no_store(tokens);
+            let mut response = tokens(issued, proof.as_ref());
             response
                 .headers_mut()
                 .insert(header::SET_COOKIE, state.devices.issue(&account));
@@ -235,7 +240,8 @@ pub async fn login(
     request_body = RefreshRequest,
     params(DpopHeader),
     responses(
-        (status = 200, description = "New token pair; `token_type` is `DPoP` when a proof was sent", body = TokenResponse),
+        (status = 200, description = "New token pair; `token_type` is `DPoP` when a proof was sent", body = TokenResponse,
+            headers(("DPoP-Nonce" = String, description = "When the proof carried the server's previous nonce (with --dpop-nonce-secs): the current one, for the next proof"))),
         TokenEndpointRejections,
         (status = 401, description = "Refresh token invalid, expired, reused or revoked", body = ErrorBody),
         (status = 422, description = "Missing field", body = ErrorBody),
@@ -254,8 +260,9 @@ pub async fn refresh(
         .token_endpoint_proof(&method, &uri, &headers)
         .await?;
     let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
-    Ok(no_store(
+    Ok(tokens(
         state.sessions.refresh(&req.refresh_token, jkt).await?,
+        proof.as_ref(),
     ))
 }
 
