@@ -16,7 +16,10 @@
 //! database or a backup could otherwise forge a cookie per guess and escape
 //! the account lockout. `keys rewrap` moves it to a new KEK with the keys.
 //! Deleting the row (and restarting) makes every device untrusted again,
-//! which is harmless.
+//! which is harmless, and changes the DPoP nonces derived from the secret
+//! (`--dpop-nonce-secs`): each client is asked for a new nonce once; during
+//! a rolling restart, instances on the old and the new secret refuse each
+//! other's nonces until all have restarted.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine;

@@ -24,19 +24,17 @@
 //! or shared state. A proof with the previous slot's nonce is accepted,
 //! and its response carries the current one.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use tower_jwt_auth::Algorithm;
 use tower_jwt_auth::dpop::{
     DPOP, Dpop, DpopError, DpopProof, MemoryReplayStore, Nonces, ProofVerifier, RedisReplayStore,
 };
+use tower_jwt_auth::reject::DPOP_NONCE;
 
 use crate::BoxError;
 use crate::config::Config;
 use crate::devices::DeviceCookies;
 use crate::error::ApiError;
-
-/// The response header that hands out a server nonce (RFC 9449 §8.1).
-pub const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
 
 /// What the nonce key is derived for ([`DeviceCookies::derive_key`]).
 const NONCE_KEY_PURPOSE: &str = "dpop-nonce";
@@ -145,14 +143,20 @@ fn refused(error: &DpopError) -> ApiError {
         tracing::warn!("DPoP replay store unavailable");
         return ApiError::unavailable(error.error_code(), error.description());
     }
-    tracing::info!(reason = ?error.reason(), "DPoP proof refused");
     let answer = ApiError::new(
         axum::http::StatusCode::BAD_REQUEST,
         error.error_code(),
         error.description(),
     );
     match error.fresh_nonce() {
-        Some(nonce) => answer.with_dpop_nonce(nonce),
-        None => answer,
+        Some(nonce) => {
+            // Every client's first proof with nonces on: routine.
+            tracing::debug!("DPoP proof without a current nonce: one handed out");
+            answer.with_dpop_nonce(nonce)
+        }
+        None => {
+            tracing::info!(reason = ?error.reason(), "DPoP proof refused");
+            answer
+        }
     }
 }

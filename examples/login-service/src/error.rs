@@ -163,7 +163,9 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Some(nonce) = self.dpop_nonce {
-            response.headers_mut().insert("dpop-nonce", nonce);
+            response
+                .headers_mut()
+                .insert(tower_jwt_auth::reject::DPOP_NONCE, nonce);
         }
         response
     }

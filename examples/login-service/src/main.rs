@@ -86,10 +86,11 @@ struct ServeArgs {
     #[arg(long, env = "REALTIME_WORKERS")]
     realtime_workers: bool,
     /// Require a server nonce in every DPoP proof (RFC 9449 §8, §9), a new
-    /// one every this many seconds, the previous one still accepted for as
-    /// long again; clients are told the nonce with `use_dpop_nonce`. Every
-    /// instance on the database shares the nonces. 0, the default: off.
-    #[arg(long, env = "DPOP_NONCE_SECS", default_value_t = 0)]
+    /// one every this many seconds (10 to 86400), the previous one still
+    /// accepted for as long again; clients are told the nonce with
+    /// `use_dpop_nonce`. Every instance on the database shares the nonces
+    /// if all use the same value. 0, the default: off.
+    #[arg(long, env = "DPOP_NONCE_SECS", default_value_t = 0, value_parser = nonce_secs)]
     dpop_nonce_secs: u64,
     /// A reverse proxy (CIDR or address) whose Forwarded / X-Forwarded-For
     /// names the client; repeat for more, or comma-separate in the env.
@@ -168,6 +169,17 @@ enum KeysCommand {
         #[arg(long)]
         new_key_encryption_key_file: PathBuf,
     },
+}
+
+/// `--dpop-nonce-secs`: 0 (off), or a rotation a client can follow (not
+/// under 10 s, where nonces would expire between an answer and the next
+/// request) that still rotates (not over a day).
+fn nonce_secs(value: &str) -> Result<u64, String> {
+    let secs: u64 = value.parse().map_err(|e| format!("{e}"))?;
+    match secs {
+        0 | 10..=86_400 => Ok(secs),
+        _ => Err("0 (off) or 10 to 86400 seconds".to_owned()),
+    }
 }
 
 fn main() -> std::process::ExitCode {

@@ -601,9 +601,10 @@ fn assert_use_dpop_nonce_challenge(response: &Response, case: &str) -> String {
 /// with one to use (400 at the token endpoints, 401 on protected routes),
 /// and the retry with it works; a forged one is refused the same way;
 /// Bearer requests need none. Both instances on the database accept each
-/// other's nonces. One rotation later the nonce is still accepted and the
-/// answers hand on the current one (`DPoP-Nonce` on the 200s); two
-/// rotations later it is refused. The DPoP clock is injected and still.
+/// other's nonces; a service on another database does not. One rotation
+/// later the nonce is still accepted and the answers hand on the current
+/// one (`DPoP-Nonce`, also on a failed login); two rotations later it is
+/// refused. The DPoP clock is injected and still.
 async fn with_nonces_proofs_need_a_current_one_that_every_instance_shares(backend: Backend) {
     const ROTATION: u64 = 300;
     let db = TestDb::new(backend).await;
@@ -672,6 +673,22 @@ async fn with_nonces_proofs_need_a_current_one_that_every_instance_shares(backen
     assert_eq!(tokens["token_type"], "DPoP", "{tokens}");
     let token = tokens["access_token"].as_str().unwrap();
     let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let refresh = |nonce: Option<&str>| {
+        proof_at(
+            &key,
+            "POST",
+            &a.url("/auth/refresh"),
+            None,
+            nonce,
+            clock.now(),
+        )
+    };
+    let refresh_body = json!({"refresh_token": refresh_token});
+    let response = post_with_proofs(&a, "/auth/refresh", &refresh_body, &[&refresh(None)]).await;
+    assert_eq!(
+        assert_use_dpop_nonce(response, "refresh without a nonce").await,
+        nonce
+    );
 
     let response = me_with(&a, token, &me(token, None)).await;
     assert_eq!(
@@ -685,6 +702,18 @@ async fn with_nonces_proofs_need_a_current_one_that_every_instance_shares(backen
     assert_eq!(response.status(), StatusCode::OK, "a's nonce at b");
     let response = post_with_proofs(&b, "/auth/login", &body, &[&login(None)]).await;
     assert_eq!(assert_use_dpop_nonce(response, "b asks").await, nonce);
+    // A service on another database has another secret: other nonces.
+    let other_db = TestDb::new(backend).await;
+    let c = Service::start_with(&other_db, |config| {
+        with_nonces(config);
+        config.issuer = a.base.clone();
+    })
+    .await;
+    let response = post_with_proofs(&c, "/auth/login", &body, &[&login(Some(&nonce))]).await;
+    let theirs = assert_use_dpop_nonce(response, "a's nonce on another database").await;
+    assert_ne!(theirs, nonce);
+    c.stop().await;
+    other_db.remove().await;
     // Bearer: no proof, no nonce.
     let bearer = b.access_token(email, PASSWORD).await;
     assert_eq!(
@@ -698,6 +727,15 @@ async fn with_nonces_proofs_need_a_current_one_that_every_instance_shares(backen
     assert_eq!(response.status(), StatusCode::OK, "previous nonce at login");
     let next = nonce_of(&response).expect("the login hands on the current nonce");
     assert_ne!(next, nonce);
+    // So does a failed login.
+    let wrong = json!({"email": email, "password": "not the password at all"});
+    let response = post_with_proofs(&a, "/auth/login", &wrong, &[&login(Some(&nonce))]).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "wrong password"
+    );
+    assert_eq!(nonce_of(&response).as_deref(), Some(next.as_str()));
     let response = me_with(&b, token, &me(token, Some(&nonce))).await;
     assert_eq!(
         response.status(),
@@ -705,19 +743,11 @@ async fn with_nonces_proofs_need_a_current_one_that_every_instance_shares(backen
         "previous nonce at /auth/me"
     );
     assert_eq!(nonce_of(&response).as_deref(), Some(next.as_str()));
-    let refresh = proof_at(
-        &key,
-        "POST",
-        &a.url("/auth/refresh"),
-        None,
-        Some(&nonce),
-        clock.now(),
-    );
     let response = post_with_proofs(
         &a,
         "/auth/refresh",
-        &json!({"refresh_token": refresh_token}),
-        &[&refresh],
+        &refresh_body,
+        &[&refresh(Some(&nonce))],
     )
     .await;
     assert_eq!(
@@ -749,7 +779,7 @@ async fn with_nonces_proofs_need_a_current_one_that_every_instance_shares(backen
 /// The binary's `--dpop-nonce-secs` (and `DPOP_NONCE_SECS`) turns nonces
 /// on: a login proof without one is answered `use_dpop_nonce`, where the
 /// same proof without the setting reaches the password check (an unknown
-/// account: 401).
+/// account: 401). Values outside 0 and 10–86400 are refused at start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_requires_nonces_with_dpop_nonce_secs() {
     let db = TestDb::new(Backend::Sqlite).await;
@@ -795,6 +825,20 @@ async fn the_binary_requires_nonces_with_dpop_nonce_secs() {
             assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{case}");
             assert_eq!(nonce_of(&response), None, "{case}");
         }
+    }
+    // Rotations a client could not follow, or that would never rotate.
+    for value in ["5", "86401", "-1", "soon"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_login-service"))
+            .args(["--listen", "127.0.0.1:0"])
+            .arg(format!("--dpop-nonce-secs={value}"))
+            .env("DATABASE_URL", &db.url)
+            .env_remove("DPOP_NONCE_SECS")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "--dpop-nonce-secs {value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--dpop-nonce-secs"), "{stderr}");
     }
     db.remove().await;
 }

@@ -70,12 +70,19 @@ pub struct DpopHeader {
 }
 
 /// Token responses must not be cached (RFC 6749 §5.1).
-/// Tokens, never cached, with the newer DPoP nonce `proof` earned.
-fn tokens(body: TokenResponse, proof: Option<&DpopProof>) -> Response {
+fn no_store(body: TokenResponse) -> Response {
     let mut response = Json(body).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A token endpoint's answer, success or error, with the newer DPoP nonce
+/// `proof` earned (it carried the previous one), so a client that fails
+/// here for another reason has the current nonce for its next attempt.
+fn answer(result: Result<Response, ApiError>, proof: Option<&DpopProof>) -> Response {
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
     dpop::hand_on_nonce(response.headers_mut(), proof);
     response
 }
@@ -154,7 +161,8 @@ pub async fn register(
             headers(("Set-Cookie" = String, description = "A new device cookie `login_device` (HttpOnly, SameSite=Strict, Path=/auth; Secure unless the issuer is http on loopback). Presented at later logins to this account, it exempts this browser from the account lockout that failures by others cause; it has its own small failure budget and never replaces the password."),
                 ("DPoP-Nonce" = String, description = "When the proof carried the server's previous nonce (with --dpop-nonce-secs): the current one, for the next proof"))),
         TokenEndpointRejections,
-        (status = 401, description = "Unknown email or wrong password (one answer for both)", body = ErrorBody),
+        (status = 401, description = "Unknown email or wrong password (one answer for both)", body = ErrorBody,
+            headers(("DPoP-Nonce" = String, description = "As on the 200"))),
         (status = 422, description = "Missing field", body = ErrorBody),
         (status = 429, description = "Too many failed attempts for this account (untrusted clients), this device cookie or this client address", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -175,12 +183,24 @@ pub async fn login(
         .dpop
         .token_endpoint_proof(&method, &uri, &headers)
         .await?;
+    let result = log_in(&state, peer, &headers, req, proof.as_ref()).await;
+    Ok(answer(result, proof.as_ref()))
+}
+
+/// The login after its proof, if any, was accepted.
+async fn log_in(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    req: LoginRequest,
+    proof: Option<&DpopProof>,
+) -> Result<Response, ApiError> {
     let key = users::email_key(&req.email);
-    let client = state.client_key(peer.ip(), &headers);
+    let client = state.client_key(peer.ip(), headers);
     let account = throttle::account_digest(&key);
     // A browser that logged in to this account before is judged by its own
     // failures, not by the account lockout others may have caused.
-    let counters = match state.devices.trusted(&headers, &account) {
+    let counters = match state.devices.trusted(headers, &account) {
         Some(device) => throttle::LoginKeys::device(&device),
         None => throttle::LoginKeys::untrusted(&account, &client),
     };
@@ -211,11 +231,11 @@ pub async fn login(
         Some(subject) if verified => {
             // The throttle's release and the new session: one commit.
             let release = state.throttle.succeeded(&counters);
-            let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
-            let issued = state.sessions.start(&subject, Some(&release), jkt).await?;
+            let jkt = proof.map(|proof| proof.jkt.as_str());
+            let tokens = state.sessions.start(&subject, Some(&release), jkt).await?;
             tracing::info!(user = %subject.id, "login succeeded");
             metrics::login_succeeded();
-            let mut response = tokens(issued, proof.as_ref());
+            let mut response = no_store(tokens);
             response
                 .headers_mut()
                 .insert(header::SET_COOKIE, state.devices.issue(&account));
@@ -243,7 +263,8 @@ pub async fn login(
         (status = 200, description = "New token pair; `token_type` is `DPoP` when a proof was sent", body = TokenResponse,
             headers(("DPoP-Nonce" = String, description = "When the proof carried the server's previous nonce (with --dpop-nonce-secs): the current one, for the next proof"))),
         TokenEndpointRejections,
-        (status = 401, description = "Refresh token invalid, expired, reused or revoked", body = ErrorBody),
+        (status = 401, description = "Refresh token invalid, expired, reused or revoked", body = ErrorBody,
+            headers(("DPoP-Nonce" = String, description = "As on the 200"))),
         (status = 422, description = "Missing field", body = ErrorBody),
         (status = 503, description = "Database, or the DPoP replay store (Redis) of a request with a proof, unavailable", body = ErrorBody),
     )
@@ -260,10 +281,8 @@ pub async fn refresh(
         .token_endpoint_proof(&method, &uri, &headers)
         .await?;
     let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
-    Ok(tokens(
-        state.sessions.refresh(&req.refresh_token, jkt).await?,
-        proof.as_ref(),
-    ))
+    let result = state.sessions.refresh(&req.refresh_token, jkt).await;
+    Ok(answer(result.map(no_store), proof.as_ref()))
 }
 
 /// End the session: revokes its refresh tokens and this access token.

@@ -49,8 +49,12 @@ pub enum TokenEndpointRejections {
     status = 401,
     description = "Missing, invalid, expired or revoked access token; a DPoP-bound token \
         sent as Bearer, or without a valid DPoP proof by its key (`invalid_dpop_proof`: \
-        bad signature, wrong `htm`/`htu`/`ath`, stale `iat`, replayed `jti`)",
-    headers(("WWW-Authenticate" = String, description = "RFC 6750 challenge, or RFC 9449 `DPoP` challenge with `algs`"))
+        bad signature, wrong `htm`/`htu`/`ath`, stale `iat`, replayed `jti`), or, with \
+        server nonces on, without a current nonce (`use_dpop_nonce`)",
+    headers(
+        ("WWW-Authenticate" = String, description = "RFC 6750 challenge, or RFC 9449 `DPoP` challenge with `algs`"),
+        ("DPoP-Nonce" = String, description = "With `use_dpop_nonce`: the nonce the next proof must carry")
+    )
 )]
 pub struct BearerRejection(ErrorBody);
 
