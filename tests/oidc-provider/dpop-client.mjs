@@ -58,7 +58,8 @@ function recording(sent) {
 }
 
 /// A protected resource request with oauth4webapi; its challenge (a 401
-/// with WWW-Authenticate, which oauth4webapi throws) as data.
+/// with WWW-Authenticate, which oauth4webapi throws) as data, with whether
+/// oauth4webapi takes it for a nonce request and the nonce handed out.
 async function resource(accessToken, url, handle, sent) {
   try {
     const response = await oauth.protectedResourceRequest(
@@ -75,6 +76,8 @@ async function resource(accessToken, url, handle, sent) {
       return {
         status: err.response.status,
         challenges: err.cause.map(({ scheme, parameters }) => ({ scheme, parameters })),
+        nonce_error: oauth.isDPoPNonceError(err),
+        nonce: err.response.headers.get('dpop-nonce'),
         proof: sent.at(-1),
       };
     }
@@ -134,28 +137,11 @@ async function postWithProof(pair, url, body, nonce) {
 /// the server asks for a nonce (its handle keeps the nonce the 401 handed
 /// out, so the retry's proof carries it): the first attempt and the retry.
 async function resourceWithNonce(accessToken, url, handle, sent) {
-  try {
-    const response = await oauth.protectedResourceRequest(
-      accessToken,
-      'GET',
-      new URL(url),
-      new Headers(),
-      null,
-      { DPoP: handle, ...insecure, ...recording(sent) },
-    );
-    return { status: response.status, body: await response.json(), proof: sent.at(-1) };
-  } catch (err) {
-    if (!oauth.isDPoPNonceError(err)) {
-      throw err;
-    }
-    const asked = {
-      status: err.response.status,
-      challenges: err.cause.map(({ scheme, parameters }) => ({ scheme, parameters })),
-      nonce: err.response.headers.get('dpop-nonce'),
-      proof: sent.at(-1),
-    };
-    return { asked, retry: await resource(accessToken, url, handle, sent) };
+  const first = await resource(accessToken, url, handle, sent);
+  if (!first.nonce_error) {
+    return first;
   }
+  return { asked: first, retry: await resource(accessToken, url, handle, sent) };
 }
 
 async function loginServiceNonce(base, email, password) {

@@ -115,6 +115,11 @@ async fn assert_invalid_dpop_proof(response: Response, case: &str) {
 /// A 401 with a DPoP challenge carrying an error (beside the Bearer one
 /// the protected routes also offer).
 fn assert_dpop_challenge(response: &Response, case: &str) {
+    dpop_challenge_with(response, "error=", case);
+}
+
+/// Asserts a 401 with a DPoP challenge that contains `part`.
+fn dpop_challenge_with(response: &Response, part: &str, case: &str) {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{case}");
     let challenges: Vec<&str> = response
         .headers()
@@ -125,7 +130,7 @@ fn assert_dpop_challenge(response: &Response, case: &str) {
     assert!(
         challenges
             .iter()
-            .any(|c| c.starts_with("DPoP ") && c.contains("error=")),
+            .any(|c| c.starts_with("DPoP ") && c.contains(part)),
         "{case}: {challenges:?}"
     );
 }
@@ -581,19 +586,7 @@ async fn assert_use_dpop_nonce(response: Response, case: &str) -> String {
 /// 401 with a DPoP challenge `use_dpop_nonce` on a protected route; the
 /// nonce it hands out.
 fn assert_use_dpop_nonce_challenge(response: &Response, case: &str) -> String {
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{case}");
-    let challenges: Vec<&str> = response
-        .headers()
-        .get_all("www-authenticate")
-        .iter()
-        .map(|v| v.to_str().unwrap())
-        .collect();
-    assert!(
-        challenges
-            .iter()
-            .any(|c| c.starts_with("DPoP ") && c.contains(r#"error="use_dpop_nonce""#)),
-        "{case}: {challenges:?}"
-    );
+    dpop_challenge_with(response, r#"error="use_dpop_nonce""#, case);
     nonce_of(response).unwrap_or_else(|| panic!("{case}: no DPoP-Nonce"))
 }
 
